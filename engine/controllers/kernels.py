@@ -1,0 +1,468 @@
+"""Compiled batch versions of the built-in controllers (numba).
+
+Each kernel runs every (shuffle, question) episode of one evaluation over the integer
+arrays of ``engine.dataset.DatasetArrays``. They are line-for-line twins of the Python
+controllers in this package and of the episode rules in ``engine.replay`` (full
+read = whole branch; advance = next probe or the finish remainder); the test suite
+checks that both give identical answers and token counts on the real data.
+
+Answers are integer codes; a vote's tie goes to the answer first added, as with
+``collections.Counter``. ``past_pool`` flags episodes that tried to open more
+branches than exist, which strict mode must report, so the caller falls back to the
+Python path for the precise error.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from engine.controllers.base import beta_confidence
+from engine.dataset import Dataset
+from engine.replay import COMPAT, shuffled_order
+
+jit = numba.njit(cache=True, nogil=True)
+# Episode batches spread their shuffles over all cores (scratch arrays are per shuffle).
+parallel_jit = numba.njit(cache=True, nogil=True, parallel=True)
+
+# Pool state slots (an int64 array, so kernels can pass it around cheaply).
+P_N, P_WIN, P_TOP1, P_TOP2, P_SEEN, P_TOUCHED = range(6)
+
+
+@lru_cache(maxsize=8)
+def confidence_table(size: int) -> np.ndarray:
+    """``beta_confidence(top1, top2)`` for all counts below ``size``."""
+    return np.array([[beta_confidence(t1, t2) for t2 in range(size)] for t1 in range(size)])
+
+
+@lru_cache(maxsize=64)
+def shuffle_orders(shuffles: int, n_branches: tuple[int, ...]) -> np.ndarray:
+    """orders[s, q, i] = original index of the branch at position i under seed s."""
+    width = max(n_branches, default=0)
+    orders = np.zeros((shuffles, len(n_branches), width), dtype=np.int32)
+    for s in range(shuffles):
+        for q, n in enumerate(n_branches):
+            orders[s, q, :n] = shuffled_order(s, n)
+    return orders
+
+
+# -- vote pool: counts with first-seen order --------------------------------------
+@jit
+def pool_reset(pool, counts, touched):
+    for i in range(pool[P_TOUCHED]):
+        counts[touched[i]] = 0
+    pool[:] = 0
+    pool[P_WIN] = -1
+
+
+@jit
+def pool_add(pool, counts, first, touched, a):
+    """Add answer ``a``; keep winner, top1 and runner-up count as Counter.most_common(2)."""
+    if counts[a] == 0:
+        first[a] = pool[P_SEEN]
+        pool[P_SEEN] += 1
+        touched[pool[P_TOUCHED]] = a
+        pool[P_TOUCHED] += 1
+    counts[a] += 1
+    pool[P_N] += 1
+    w = pool[P_WIN]
+    if w == a:
+        pool[P_TOP1] = counts[a]
+    elif w < 0 or counts[a] > counts[w] or (counts[a] == counts[w] and first[a] < first[w]):
+        pool[P_TOP2] = counts[w] if w >= 0 else 0
+        pool[P_WIN] = a
+        pool[P_TOP1] = counts[a]
+    elif counts[a] > pool[P_TOP2]:
+        pool[P_TOP2] = counts[a]
+
+
+@jit
+def majority_of(codes, n, pool, counts, first, touched):
+    """Majority of codes[:n] (a fresh vote, reusing the scratch pool)."""
+    pool_reset(pool, counts, touched)
+    for i in range(n):
+        pool_add(pool, counts, first, touched, codes[i])
+    return pool[P_WIN]
+
+
+# -- episode environment ------------------------------------------------------------
+@jit
+def advance(q, b, i, probes, n_probes, tokens, final, pf, k, c, spent, ep):
+    """One interval of branch slot ``i`` (original branch ``b``); ep = [total, actions]."""
+    ep[1] += 1
+    kk = k[i]
+    if kk < n_probes[q, b]:
+        k[i] = kk + 1
+        c[i] += pf
+        spent[i] += pf
+        ep[0] += pf
+        return probes[q, b, kk], False
+    rem = tokens[q, b] - c[i]
+    if rem < 0:
+        rem = 0
+    spent[i] += rem
+    ep[0] += rem
+    return final[q, b], True
+
+
+@jit
+def _reset_branches(n, k, c, spent):
+    for i in range(n):
+        k[i] = 0
+        c[i] = 0
+        spent[i] = 0
+
+
+# -- full-read baselines: SC, ASC, ESC -----------------------------------------------
+@jit
+def read_baselines(kind, budget, param, threshold, conf, final, tokens, n_branches, orders, n_vocab):
+    """kind 0 = SC@budget, 1 = ASC(max_samples=budget, threshold), 2 = ESC(budget, window=param)."""
+    n_s, n_q = orders.shape[0], orders.shape[1]
+    ans = np.full((n_s, n_q), -1, np.int32)
+    total = np.zeros((n_s, n_q), np.int64)
+    seq = np.zeros((n_s, n_q), np.int64)
+    nact = np.zeros((n_s, n_q), np.int64)
+    past = np.zeros((n_s, n_q), np.bool_)
+    counts = np.zeros(n_vocab, np.int64)
+    first = np.zeros(n_vocab, np.int64)
+    touched = np.zeros(orders.shape[2] + 1, np.int64)
+    pool = np.zeros(6, np.int64)
+    for s in range(n_s):
+        for q in range(n_q):
+            pool_reset(pool, counts, touched)
+            n = n_branches[q]
+            opened = 0
+            result = -2  # -2: not decided early
+            if kind == 2:
+                windows = budget // param
+                for _w in range(windows):
+                    got, w0, same = 0, -1, True
+                    for _r in range(param):
+                        if opened >= n:
+                            past[s, q] = True
+                            break
+                        b = orders[s, q, opened]
+                        opened += 1
+                        a = final[q, b]
+                        total[s, q] += tokens[q, b]
+                        seq[s, q] = max(seq[s, q], tokens[q, b])
+                        pool_add(pool, counts, first, touched, a)
+                        if got == 0:
+                            w0 = a
+                        elif a != w0:
+                            same = False
+                        got += 1
+                    if got > 0 and same:
+                        result = w0
+                        break
+            else:
+                for _i in range(budget):
+                    if opened >= n:
+                        past[s, q] = True
+                        break
+                    b = orders[s, q, opened]
+                    opened += 1
+                    total[s, q] += tokens[q, b]
+                    seq[s, q] = max(seq[s, q], tokens[q, b])
+                    pool_add(pool, counts, first, touched, final[q, b])
+                    if kind == 1 and pool[P_N] >= 2 and conf[pool[P_TOP1], pool[P_TOP2]] > threshold:
+                        result = pool[P_WIN]
+                        break
+            ans[s, q] = pool[P_WIN] if result == -2 else result
+            nact[s, q] = opened
+    return ans, total, seq, nact, past
+
+
+# -- Parallel-Probe --------------------------------------------------------------------
+@parallel_jit
+def parallel_probe(num_chains, T, patience, warm_up, burst, max_steps,
+                   probes, n_probes, tokens, final, probe_freq, n_branches, orders, n_vocab):
+    n_s, n_q, width = orders.shape
+    ans = np.full((n_s, n_q), -1, np.int32)
+    total = np.zeros((n_s, n_q), np.int64)
+    seq = np.zeros((n_s, n_q), np.int64)
+    nact = np.zeros((n_s, n_q), np.int64)
+    past = np.zeros((n_s, n_q), np.bool_)
+    for s in numba.prange(n_s):
+        k = np.zeros(width, np.int64)
+        c = np.zeros(width, np.int64)
+        spent = np.zeros(width, np.int64)
+        last = np.zeros(width, np.int64)
+        fin = np.zeros(width, np.bool_)
+        pruned = np.zeros(width, np.bool_)
+        off = np.zeros(width, np.int64)
+        act = np.zeros(width, np.int64)
+        counts = np.zeros(n_vocab, np.int64)
+        first = np.zeros(n_vocab, np.int64)
+        touched = np.zeros(width + 1, np.int64)
+        pool = np.zeros(6, np.int64)
+        pool[P_WIN] = -1
+        ep = np.zeros(2, np.int64)
+        for q in range(n_q):
+            n = n_branches[q]
+            pf = probe_freq[q]
+            _reset_branches(width, k, c, spent)
+            ep[:] = 0
+            m = 0
+            for _i in range(num_chains):
+                if m >= n:
+                    past[s, q] = True
+                    break
+                b = orders[s, q, m]
+                last[m], fin[m] = advance(q, b, m, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+                pruned[m] = False
+                off[m] = 0
+                m += 1
+            result = -1
+            if m > 0:
+                stable, prev = 0, -1
+                for step in range(max_steps):
+                    for j in range(m):
+                        if not pruned[j] and not fin[j]:
+                            b = orders[s, q, j]
+                            for _r in range(burst):
+                                last[j], fin[j] = advance(q, b, j, probes, n_probes, tokens, final,
+                                                          pf, k, c, spent, ep)
+                                if fin[j]:
+                                    break
+                    na = 0
+                    for j in range(m):
+                        if not pruned[j]:
+                            act[na] = last[j]
+                            na += 1
+                    if na == 0:
+                        break
+                    winner = majority_of(act, na, pool, counts, first, touched)
+                    if step >= warm_up and na > 1:
+                        any_pruned = False
+                        for j in range(m):
+                            if not pruned[j] and not fin[j]:
+                                off[j] = off[j] + 1 if last[j] != winner else 0
+                        for j in range(m):
+                            if not pruned[j] and not fin[j] and off[j] >= patience:
+                                pruned[j] = True
+                                any_pruned = True
+                        if any_pruned:
+                            na = 0
+                            for j in range(m):
+                                if not pruned[j]:
+                                    act[na] = last[j]
+                                    na += 1
+                            if na == 0:
+                                break
+                            winner = majority_of(act, na, pool, counts, first, touched)
+                    stable = stable + 1 if winner == prev else 0
+                    prev = winner
+                    if stable >= T:
+                        break
+                    all_done = True
+                    for j in range(m):
+                        if not fin[j] and not pruned[j]:
+                            all_done = False
+                    if all_done:
+                        break
+                result = prev
+            ans[s, q] = result
+            total[s, q] = ep[0]
+            nact[s, q] = ep[1]
+            seq[s, q] = spent[:max(m, 1)].max()
+    return ans, total, seq, nact, past
+
+
+# -- CMC -------------------------------------------------------------------------------
+@jit
+def _cmc_open(s, q, orders, n, br, probes, n_probes, tokens, final, pf, k, c, spent, ep,
+              pool, counts, first, touched):
+    """Open the next branch (slot = number open); False when the pool of branches is exhausted.
+    br[:, slot] = latest, finished, abandoned, probe_count, disagree."""
+    m = ep[2]
+    if m >= n:
+        return False
+    a, f = advance(q, orders[s, q, m], m, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+    br[0, m], br[1, m], br[2, m], br[3, m], br[4, m] = a, f, 0, 0, 0
+    ep[2] = m + 1
+    if f:
+        pool_add(pool, counts, first, touched, a)
+    return True
+
+
+@jit
+def _cmc_deepen(s, q, orders, warm, winner, burst, br, order_buf,
+                probes, n_probes, tokens, final, pf, k, c, spent, ep, pool, counts, first, touched):
+    """Advance live branches, most-probed first (stable); aligned ones in bursts."""
+    m = ep[2]
+    n_live = 0
+    for j in range(m):
+        if br[2, j] == 0 and br[1, j] == 0:
+            pos = n_live  # insertion sort, descending probe_count, stable
+            while pos > 0 and br[3, order_buf[pos - 1]] < br[3, j]:
+                order_buf[pos] = order_buf[pos - 1]
+                pos -= 1
+            order_buf[pos] = j
+            n_live += 1
+    for t in range(n_live):
+        j = order_buf[t]
+        steps = burst if (warm and winner >= 0 and br[0, j] == winner) else 1
+        for _r in range(steps):
+            if br[1, j] != 0:
+                break
+            a, f = advance(q, orders[s, q, j], j, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+            br[0, j], br[1, j] = a, f
+            br[3, j] += 1
+            if f:
+                pool_add(pool, counts, first, touched, a)
+                break
+
+
+@jit
+def _cmc_abandon(winner, patience, br, m):
+    """Disagreement counts, then abandon the worst dissenters, keeping at least two live."""
+    n_live = 0
+    for j in range(m):
+        if br[2, j] == 0 and br[1, j] == 0:
+            br[4, j] = br[4, j] + 1 if br[0, j] != winner else 0
+            n_live += 1
+    for _t in range(max(0, n_live - 2)):
+        pick = -1
+        for j in range(m):
+            if br[2, j] == 0 and br[1, j] == 0 and br[4, j] >= patience:
+                if pick < 0 or br[4, j] > br[4, pick]:
+                    pick = j
+        if pick < 0:
+            break
+        br[2, pick] = 1
+
+
+@parallel_jit
+def cmc(kn_int, kn_float, conf, probes, n_probes, tokens, final, probe_freq, n_branches, orders,
+        n_vocab, max_rounds, max_branches):
+    """kn_int = n_init, max_branch_use, warm_up, abandon_patience, T_ema, burst_aligned,
+    widen_burst, min_complete; kn_float = ema_alpha, conf_thresh, delta_slack, trend_thresh."""
+    n_init, max_use, warm_up, patience, t_ema, burst, widen, min_complete = kn_int
+    alpha, thresh, slack, trend = kn_float
+    cap = min(max_use, max_branches)
+    n_s, n_q, width = orders.shape
+    ans = np.full((n_s, n_q), -1, np.int32)
+    total = np.zeros((n_s, n_q), np.int64)
+    seq = np.zeros((n_s, n_q), np.int64)
+    nact = np.zeros((n_s, n_q), np.int64)
+    past = np.zeros((n_s, n_q), np.bool_)
+    for s in numba.prange(n_s):
+        k = np.zeros(width, np.int64)
+        c = np.zeros(width, np.int64)
+        spent = np.zeros(width, np.int64)
+        br = np.zeros((5, width), np.int64)
+        order_buf = np.zeros(width, np.int64)
+        hist = np.zeros(max(t_ema, 1), np.float64)
+        counts = np.zeros(n_vocab, np.int64)
+        first = np.zeros(n_vocab, np.int64)
+        touched = np.zeros(width + 1, np.int64)
+        pool = np.zeros(6, np.int64)
+        pool[P_WIN] = -1
+        ep = np.zeros(3, np.int64)  # total tokens, actions, branches open
+        for q in range(n_q):
+            n = n_branches[q]
+            pf = probe_freq[q]
+            _reset_branches(width, k, c, spent)
+            pool_reset(pool, counts, touched)
+            ep[:] = 0
+            for _i in range(n_init):
+                if not _cmc_open(s, q, orders, n, br, probes, n_probes, tokens, final, pf, k, c,
+                                 spent, ep, pool, counts, first, touched):
+                    past[s, q] = True
+                    break
+            result = -1
+            if ep[2] > 0:
+                result = -2
+                ema = 0.0
+                h_len = 0
+                for rnd in range(max_rounds):
+                    warm = rnd >= warm_up
+                    winner = pool[P_WIN]
+                    ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
+                    if h_len < t_ema:
+                        h_len += 1
+                    else:
+                        hist[: t_ema - 1] = hist[1:t_ema].copy()
+                    hist[h_len - 1] = ema
+                    if warm and winner >= 0:
+                        _cmc_abandon(winner, patience, br, ep[2])
+                    _cmc_deepen(s, q, orders, warm, winner, burst, br, order_buf, probes, n_probes,
+                                tokens, final, pf, k, c, spent, ep, pool, counts, first, touched)
+                    ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
+                    hist[h_len - 1] = ema
+                    delta = hist[h_len - 1] - hist[0] if h_len >= 2 else 0.0
+                    if warm and pool[P_N] >= min_complete and ema >= thresh and delta >= -slack:
+                        result = pool[P_WIN]
+                        break
+                    all_done = True
+                    for j in range(ep[2]):
+                        if br[2, j] == 0 and br[1, j] == 0:
+                            all_done = False
+                    if all_done:
+                        break
+                    if delta <= trend and rnd >= max(1, warm_up // 2) and ema < thresh:
+                        for _w in range(widen):
+                            if ep[2] >= cap:
+                                break
+                            if not _cmc_open(s, q, orders, n, br, probes, n_probes, tokens, final,
+                                             pf, k, c, spent, ep, pool, counts, first, touched):
+                                past[s, q] = True
+                                break
+                if result == -2:
+                    result = pool[P_WIN]
+                if result < 0:  # nothing completed: vote over the latest answers still held
+                    nl = 0
+                    for j in range(ep[2]):
+                        if br[2, j] == 0:
+                            order_buf[nl] = br[0, j]
+                            nl += 1
+                    result = majority_of(order_buf, nl, pool, counts, first, touched)
+            ans[s, q] = result
+            total[s, q] = ep[0]
+            nact[s, q] = ep[1]
+            seq[s, q] = spent[: max(ep[2], 1)].max()
+    return ans, total, seq, nact, past
+
+
+# -- dispatch ----------------------------------------------------------------------------
+CMC_INT_KNOBS = ("n_init", "max_branch_use", "warm_up", "abandon_patience", "T_ema", "burst_aligned",
+                 "widen_burst", "min_complete")
+CMC_FLOAT_KNOBS = ("ema_alpha", "conf_thresh", "delta_slack", "trend_thresh")
+READ_KINDS = {"sc": 0, "asc": 1, "esc": 2}
+
+
+def run(dataset: Dataset, name: str, knobs: dict, shuffles: int, mode: str = COMPAT):
+    """Outcomes of built-in ``name`` on every episode, or None when only Python can say
+    (an unknown controller, or strict mode with an episode that opened past the pool)."""
+    from engine.controllers import cmc as cmc_module
+    from engine.evaluate import Outcomes
+
+    arr = dataset.arrays
+    orders = shuffle_orders(shuffles, tuple(int(n) for n in arr.n_branches))
+    n_vocab = max((len(v) for v in arr.vocab), default=0) + 1
+    conf = confidence_table(orders.shape[2] + 2)
+    if name in READ_KINDS:
+        budget = int(knobs["max_samples"] if name != "sc" else knobs["k"])
+        raw = read_baselines(READ_KINDS[name], budget, int(knobs.get("window_size", 1)),
+                             float(knobs.get("threshold", 0.0)), conf, arr.final, arr.tokens,
+                             arr.n_branches, orders, n_vocab)
+    elif name == "parallel_probe":
+        raw = parallel_probe(*(int(knobs[x]) for x in ("num_chains", "T", "prune_patience", "warm_up",
+                                                       "probe_burst", "max_steps")),
+                             arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq,
+                             arr.n_branches, orders, n_vocab)
+    elif name == "cmc":
+        raw = cmc(np.array([int(knobs[x]) for x in CMC_INT_KNOBS], np.int64),
+                  np.array([float(knobs[x]) for x in CMC_FLOAT_KNOBS], np.float64), conf,
+                  arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq, arr.n_branches,
+                  orders, n_vocab, cmc_module.MAX_ROUNDS, cmc_module.MAX_BRANCHES)
+    else:
+        return None
+    codes, total, seq, nact, past = raw
+    if mode != COMPAT and past.any():
+        return None
+    answers = [[arr.vocab[q][a] if a >= 0 else None for q, a in enumerate(row)] for row in codes.tolist()]
+    return Outcomes(answers, total, seq, nact)

@@ -1,0 +1,289 @@
+"""Evaluate a controller on a dataset: episodes over shuffles, metrics, CIs, cache.
+
+One evaluation = every question x every shuffle seed. Built-in controllers run in a
+compiled batch kernel (same numbers as their Python twins, which the tests check);
+everything else runs episode by episode through ``engine.replay.Episode``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import controllers
+from engine.controllers import loader
+from engine.controllers.loader import ControllerError
+from engine.dataset import Dataset
+from engine.replay import COMPAT, MODES, Episode, InvalidAction, replay_questions, shuffled_order
+
+ENGINE_VERSION = "1"  # bump when episode rules or metrics change, to invalidate cached results
+BOOTSTRAP_ITERATIONS = 1000
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """Which controller to run: a built-in (or preset) by name, or user source code."""
+
+    name: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    class_name: str | None = None
+    filename: str = "<controller>"
+
+    @classmethod
+    def builtin(cls, name: str, config: Mapping[str, Any] | None = None) -> ControllerSpec:
+        base, full = controllers.resolve(name, dict(config or {}))
+        return cls(name=base, config=full)
+
+    @classmethod
+    def from_source(
+        cls, source: str, class_name: str | None = None, config: Mapping[str, Any] | None = None,
+        filename: str = "<controller>",
+    ) -> ControllerSpec:
+        name = class_name or "controller"
+        return cls(name=name, config=dict(config or {}), source=source, class_name=class_name,
+                   filename=filename)
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.source is None
+
+    def code_hash(self) -> str:
+        """Identity of the code: user source, or the built-in's name and engine version."""
+        text = self.source if self.source is not None else f"builtin:{self.name}:{ENGINE_VERSION}"
+        return loader.source_hash(text)
+
+    def build(self) -> Any:
+        """Instantiate in this process (trusted code only)."""
+        if self.is_builtin:
+            return controllers.BUILTINS[self.name](dict(self.config))
+        cls = loader.load_class(self.source, self.class_name, self.filename)
+        try:
+            return cls(config=dict(self.config)) if self.config else cls()
+        except Exception as exc:
+            raise ControllerError(
+                f"constructing {cls.__name__} failed:\n{loader.user_traceback(exc, self.filename)}"
+            ) from None
+
+
+@dataclass
+class Outcomes:
+    """Raw per-episode outcomes, indexed [seed, question]."""
+
+    answers: list[list[str | None]]
+    total_tokens: np.ndarray
+    sequential_tokens: np.ndarray
+    n_actions: np.ndarray
+    traces: dict[tuple[int, int], list[dict]] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation, as plain data (JSON-ready via ``to_dict``)."""
+
+    dataset: str
+    controller: str
+    config: dict[str, Any]
+    shuffles: int
+    mode: str
+    accuracy: float
+    avg_total_tokens: float
+    avg_sequential_tokens: float
+    ci95: tuple[float, float]
+    seconds: float
+    per_question_accuracy: list[float]
+    per_question_tokens: list[float]
+    avg_actions: float
+    cached: bool = False
+    key: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci95"] = list(self.ci95)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EvalResult:
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        fields["ci95"] = tuple(fields["ci95"])
+        return cls(**fields)
+
+
+def result_key(dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str) -> str:
+    payload = json.dumps(
+        [dataset.content_hash or dataset.name, spec.code_hash(), spec.class_name,
+         dict(spec.config), shuffles, mode, ENGINE_VERSION],
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def evaluate(
+    dataset: Dataset,
+    spec: ControllerSpec,
+    *,
+    shuffles: int = 100,
+    mode: str = COMPAT,
+    store: Any = None,
+    progress: Progress | None = None,
+    traces: bool = False,
+) -> EvalResult:
+    """Replay ``spec`` on ``dataset`` over ``shuffles`` seeds; served from ``store`` when cached."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    key = result_key(dataset, spec, shuffles, mode)
+    if store is not None and not traces:
+        cached = store.get_result(key)
+        if cached is not None:
+            return EvalResult.from_dict({**cached["metrics"], "cached": True, "key": key})
+    start = time.perf_counter()
+    outcomes = run_episodes(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
+                            traces=traces)
+    result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
+    result.key = key
+    if store is not None:
+        store.put_result(key, {
+            "dataset": dataset.name, "dataset_hash": dataset.content_hash,
+            "controller": spec.name, "controller_hash": spec.code_hash(),
+            "config": dict(spec.config), "shuffles": shuffles, "mode": mode,
+            "metrics": result.to_dict(),
+        })
+        if traces:
+            store.put_traces(key, [(q, s, ev) for (s, q), ev in outcomes.traces.items()])
+    return result
+
+
+def run_episodes(
+    dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
+    progress: Progress | None = None, traces: bool = False,
+) -> Outcomes:
+    """All episodes of an evaluation, through the fastest path that gives exact numbers."""
+    if spec.is_builtin and not traces:
+        from engine.controllers import kernels  # compiled lazily: numba is slow to import
+
+        fast = kernels.run(dataset, spec.name, controllers.BUILTINS[spec.name](dict(spec.config)).knobs,
+                           shuffles, mode)
+        if fast is not None:
+            if progress:
+                progress(shuffles, shuffles, "replayed (compiled kernel)")
+            return fast
+    return run_python(dataset, spec.build(), shuffles=shuffles, mode=mode, progress=progress,
+                      traces=traces, filename=spec.filename)
+
+
+def run_python(
+    dataset: Dataset, controller: Any, *, shuffles: int, mode: str = COMPAT,
+    progress: Progress | None = None, traces: bool = False, filename: str = "<controller>",
+    seeds: range | None = None,
+) -> Outcomes:
+    """The straightforward path: one ``Episode`` per (seed, question), in this process."""
+    questions = replay_questions(dataset)
+    seeds = seeds if seeds is not None else range(shuffles)
+    n_s, n_q = len(seeds), len(questions)
+    answers = [[None] * n_q for _ in range(n_s)]
+    total = np.zeros((n_s, n_q), dtype=np.int64)
+    seq = np.zeros((n_s, n_q), dtype=np.int64)
+    n_act = np.zeros((n_s, n_q), dtype=np.int64)
+    out = Outcomes(answers, total, seq, n_act)
+    solve = controller.solve
+    for si, s in enumerate(seeds):
+        for qi, rq in enumerate(questions):
+            ep = Episode(rq, shuffled_order(s, rq.n_branches), mode)
+            answers[si][qi] = _solve_one(solve, ep, qi, s, filename)
+            total[si, qi], seq[si, qi], n_act[si, qi] = ep.total_tokens, ep.sequential_tokens, len(ep.actions)
+            if traces:
+                out.traces[(s, qi)] = episode_trace(controller, rq, ep, s)
+        if progress:
+            progress(si + 1, n_s, f"shuffle {si + 1}/{n_s}")
+    return out
+
+
+def _solve_one(solve: Callable, ep: Episode, qi: int, seed: int, filename: str) -> str | None:
+    where = f"question {qi}, shuffle {seed}"
+    try:
+        answer = solve(ep)
+    except InvalidAction as exc:
+        raise ControllerError(f"strict mode, {where}: {exc}") from None
+    except Exception as exc:
+        trace = loader.user_traceback(exc, filename)
+        raise ControllerError(f"controller raised at {where}:\n{trace}") from None
+    if answer is not None and not isinstance(answer, str):
+        raise ControllerError(
+            f"controller returned {type(answer).__name__} at {where}; solve() must return a str or None"
+        )
+    return answer
+
+
+def episode_trace(controller: Any, rq: Any, ep: Episode, seed: int) -> list[dict]:
+    """The controller's own trace (``get_last_trace``) if it keeps one, else the action log."""
+    get = getattr(controller, "get_last_trace", None)
+    if callable(get):
+        trace = get()
+        if isinstance(trace, list):
+            return json.loads(json.dumps(trace, default=str))
+    return action_events(rq, ep.actions, seed)
+
+
+def action_events(rq: Any, actions: list[int], seed: int) -> list[dict]:
+    """Trace events derived from an action log by replaying it (same shape as the reference's)."""
+    ep = Episode(rq, shuffled_order(seed, rq.n_branches))
+    events = []
+    for a in actions:
+        if a == -1:
+            answer, index, finished = ep.probe_new()
+            event, inp = "branch", {}
+        elif a == -2:
+            answer, index, finished = ep.get_new_branch_final_answer(), ep.n_opened - 1, True
+            event, inp = "read", {}
+        else:
+            (answer, finished), index = ep.probe_more(a), a
+            event, inp = "probe", {"branch": a}
+        events.append({"event": event, "input": inp,
+                       "output": {"answer": answer, "branch": index, "finished": finished},
+                       "state": {"total_tokens": ep.total_tokens}})
+    return events
+
+
+def summarize(
+    dataset: Dataset, spec: ControllerSpec, out: Outcomes, shuffles: int, mode: str, seconds: float
+) -> EvalResult:
+    golds = [q.gold for q in dataset.questions]
+    correct = np.array(
+        [[a is not None and a == g for a, g in zip(row, golds, strict=True)] for row in out.answers],
+        dtype=bool,
+    )
+    per_q = correct.mean(axis=0)
+    return EvalResult(
+        dataset=dataset.name,
+        controller=spec.name,
+        config=dict(spec.config),
+        shuffles=shuffles,
+        mode=mode,
+        accuracy=round(float(correct.mean(axis=1).mean()) * 100, 2),
+        avg_total_tokens=float(out.total_tokens.mean(axis=1).mean()),
+        avg_sequential_tokens=float(out.sequential_tokens.mean()),
+        ci95=bootstrap_ci(per_q),
+        seconds=round(seconds, 4),
+        per_question_accuracy=[round(float(p) * 100, 2) for p in per_q],
+        per_question_tokens=[float(t) for t in out.total_tokens.mean(axis=0)],
+        avg_actions=float(out.n_actions.mean()),
+    )
+
+
+def bootstrap_ci(per_question: np.ndarray, iterations: int = BOOTSTRAP_ITERATIONS) -> tuple[float, float]:
+    """95% percentile interval of accuracy (%) when questions are resampled (seeded)."""
+    if per_question.size == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, per_question.size, size=(iterations, per_question.size))
+    boots = per_question[idx].mean(axis=1) * 100
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return (round(float(lo), 2), round(float(hi), 2))
