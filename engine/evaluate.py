@@ -135,8 +135,12 @@ def evaluate(
     store: Any = None,
     progress: Progress | None = None,
     traces: bool = False,
+    trusted: bool = False,
 ) -> EvalResult:
-    """Replay ``spec`` on ``dataset`` over ``shuffles`` seeds; served from ``store`` when cached."""
+    """Replay ``spec`` on ``dataset`` over ``shuffles`` seeds; served from ``store`` when cached.
+
+    User code (``spec.source``) runs in the sandbox unless ``trusted``.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     key = result_key(dataset, spec, shuffles, mode)
@@ -146,7 +150,7 @@ def evaluate(
             return EvalResult.from_dict({**cached["metrics"], "cached": True, "key": key})
     start = time.perf_counter()
     outcomes = run_episodes(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
-                            traces=traces)
+                            traces=traces, trusted=trusted)
     result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
     result.key = key
     if store is not None:
@@ -163,7 +167,7 @@ def evaluate(
 
 def run_episodes(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
-    progress: Progress | None = None, traces: bool = False,
+    progress: Progress | None = None, traces: bool = False, trusted: bool = False,
 ) -> Outcomes:
     """All episodes of an evaluation, through the fastest path that gives exact numbers."""
     if spec.is_builtin and not traces:
@@ -175,6 +179,11 @@ def run_episodes(
             if progress:
                 progress(shuffles, shuffles, "replayed (compiled kernel)")
             return fast
+    if not spec.is_builtin and not trusted:
+        from engine import sandbox
+
+        return sandbox.run_sandboxed(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
+                                     traces=traces)
     return run_python(dataset, spec.build(), shuffles=shuffles, mode=mode, progress=progress,
                       traces=traces, filename=spec.filename)
 
