@@ -104,6 +104,8 @@ class EvalResult:
     avg_actions: float
     cached: bool = False
     key: str = ""
+    # Per-episode records (seed, question, answer, correct, tokens, actions): only when asked for.
+    episodes: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,15 +138,17 @@ def evaluate(
     progress: Progress | None = None,
     traces: bool = False,
     trusted: bool = False,
+    episodes: bool = False,
 ) -> EvalResult:
     """Replay ``spec`` on ``dataset`` over ``shuffles`` seeds; served from ``store`` when cached.
 
-    User code (``spec.source``) runs in the sandbox unless ``trusted``.
+    User code (``spec.source``) runs in the sandbox unless ``trusted``. ``episodes`` adds
+    per-episode records to the result; ``traces`` also stores execution traces.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     key = result_key(dataset, spec, shuffles, mode)
-    if store is not None and not traces:
+    if store is not None and not traces and not episodes:
         cached = store.get_result(key)
         if cached is not None:
             return EvalResult.from_dict({**cached["metrics"], "cached": True, "key": key})
@@ -153,6 +157,8 @@ def evaluate(
                             traces=traces, trusted=trusted)
     result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
     result.key = key
+    if episodes:
+        result.episodes = episode_records(dataset, outcomes)
     if store is not None:
         store.put_result(key, {
             "dataset": dataset.name, "dataset_hash": dataset.content_hash,
@@ -259,6 +265,17 @@ def action_events(rq: Any, actions: list[int], seed: int) -> list[dict]:
                        "output": {"answer": answer, "branch": index, "finished": finished},
                        "state": {"total_tokens": ep.total_tokens}})
     return events
+
+
+def episode_records(dataset: Dataset, out: Outcomes) -> list[dict[str, Any]]:
+    """One plain dict per episode, in (seed, question) order."""
+    golds = [q.gold for q in dataset.questions]
+    return [
+        {"seed": s, "question": q, "answer": a, "correct": a is not None and a == golds[q],
+         "total_tokens": int(out.total_tokens[s, q]), "sequential_tokens": int(out.sequential_tokens[s, q]),
+         "actions": int(out.n_actions[s, q])}
+        for s, row in enumerate(out.answers) for q, a in enumerate(row)
+    ]
 
 
 def summarize(

@@ -98,7 +98,7 @@ class ConfidenceMomentumController(LLMDesignedMethod):  # noqa: F821 - provided 
             warm = rnd >= self.warm_up
             winner, _, _, conf = _pool_stats(pool)
             ema = (1 - self.ema_alpha) * ema + self.ema_alpha * conf
-            history = (history + [ema])[-self.t_ema:]
+            history = [*history, ema][-self.t_ema:]
             live = [b for b in branches if not b["ab"] and not b["fin"]]
             if warm and winner is not None:
                 for b in live:
@@ -110,7 +110,7 @@ class ConfidenceMomentumController(LLMDesignedMethod):  # noqa: F821 - provided 
             for b in live:
                 aligned = warm and winner is not None and b["ans"] == winner
                 self._advance(question, b, self.burst_aligned if aligned else 1, pool)
-            winner, top1, top2, conf = _pool_stats(pool)
+            winner, _, _, conf = _pool_stats(pool)
             ema = (1 - self.ema_alpha) * ema + self.ema_alpha * conf
             history[-1] = ema
             delta = history[-1] - history[0] if len(history) >= 2 else 0.0
