@@ -1,0 +1,53 @@
+"""Beta schedules: one scalar sets every knob deterministically; explicit knobs win."""
+
+import pytest
+
+from engine.controllers import BUILTINS, PRESETS, resolve, sweep_configs
+from engine.controllers.cmc import CMC
+from engine.controllers.sc import SC
+
+
+def test_cmc_schedule_matches_the_published_table():
+    """CMC knobs at beta 0, 0.5 and 1 as in controllers.md (round-half-even, r4)."""
+    assert CMC.schedule(0.5) == {
+        "n_init": 5, "max_branch_use": 34, "warm_up": 6, "abandon_patience": 8, "T_ema": 5,
+        "ema_alpha": 0.5, "conf_thresh": 0.91, "delta_slack": 0.025, "burst_aligned": 2,
+        "widen_burst": 2, "trend_thresh": 0.025, "min_complete": 4,
+    }
+    assert CMC.schedule(0.0)["max_branch_use"] == 4
+    assert CMC.schedule(1.0)["max_branch_use"] == 64
+    assert CMC.schedule(1.0)["conf_thresh"] == 0.97
+
+
+def test_beta_is_clipped_to_the_unit_interval():
+    """Out-of-range beta behaves like the nearest end."""
+    assert CMC.schedule(-3) == CMC.schedule(0.0)
+    assert CMC.schedule(7) == CMC.schedule(1.0)
+
+
+def test_baseline_budget_is_log_spaced_in_beta():
+    """beta = log2(k)/6 gives the budget sweep 1, 4, 8, 16, 32, 64."""
+    assert [SC.schedule(b)["k"] for b in (0, 2 / 6, 0.5, 4 / 6, 5 / 6, 1)] == [1, 4, 8, 16, 32, 64]
+
+
+def test_explicit_knob_overrides_the_schedule_and_unknown_knob_is_refused():
+    """config knobs win over beta; a misspelt knob is an error naming the valid ones."""
+    assert CMC({"beta": 0.5, "n_init": 9}).knobs["n_init"] == 9
+    with pytest.raises(ValueError, match="unknown knob"):
+        CMC({"n_int": 9})
+
+
+def test_presets_resolve_to_reference_configs():
+    """Reference sweep configs are available by name, with overrides applied on top."""
+    assert resolve("asc64") == ("asc", {"max_samples": 64, "threshold": 0.95})
+    assert resolve("sc64", {"k": 8}) == ("sc", {"k": 8})
+    assert set(BUILTINS) == {"sc", "asc", "esc", "parallel_probe", "cmc"}
+    assert all(resolve(p)[0] in BUILTINS for p in PRESETS)
+    with pytest.raises(KeyError, match="unknown controller"):
+        resolve("nope")
+
+
+def test_sweeps_cover_budgets_for_baselines_and_betas_for_cmc():
+    """Budget sweep k in {1..64} for handcrafted baselines, 11 betas for CMC."""
+    assert [c["num_chains"] for c in sweep_configs("parallel_probe")] == [1, 4, 8, 16, 32, 64]
+    assert [c["beta"] for c in sweep_configs("cmc")] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
