@@ -13,7 +13,7 @@ from typing import Any
 
 from engine import controllers
 from engine.controllers.loader import ControllerError
-from engine.evaluate import ControllerSpec, EvalResult, evaluate
+from engine.evaluate import ControllerSpec, EvalResult, evaluate, sweep
 from engine.replay import MODES
 
 
@@ -129,18 +129,21 @@ def sweep_points(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def run_sweep(args: argparse.Namespace, store: Any) -> int:
     points = sweep_points(args)
-    results = []
-    for i, point in enumerate(points, 1):
-        results.append(_run(args, store, point))
-        if not args.json:
-            print(f"\r[{i}/{len(points)}]", end="", file=sys.stderr, flush=True)
+    dataset = store.load_dataset(args.dataset)
+    progress = None if args.json else _print_progress
+    results = sweep([dataset], [_spec(args, point) for point in points], shuffles=args.shuffles, mode=args.mode,
+                    store=None if args.no_cache else store, progress=progress, trusted=args.trusted)
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
         return 0
-    print(file=sys.stderr)
     print(f"{'point':28}{'accuracy %':>11}{'avg tokens':>13}{'seq tokens':>12}{'CI95':>16}{'s':>8}")
     for point, r in zip(points, results, strict=True):
         label = ", ".join(f"{k}={v}" for k, v in point.items())
         print(f"{label:28}{r.accuracy:11.2f}{r.avg_total_tokens:13,.0f}{r.avg_sequential_tokens:12,.0f}"
               f"{f'{r.ci95[0]:.1f}-{r.ci95[1]:.1f}':>16}{r.seconds:8.3f}")
     return 0
+
+
+def _print_progress(done: int, total: int, label: str) -> None:
+    end = "\n" if done == total else ""
+    print(f"\r[{done}/{total}] {label[:60]:60}", end=end, file=sys.stderr, flush=True)

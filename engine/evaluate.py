@@ -24,6 +24,7 @@ from engine.replay import COMPAT, MODES, Episode, InvalidAction, replay_question
 
 ENGINE_VERSION = "1"  # bump when episode rules or metrics change, to invalidate cached results
 BOOTSTRAP_ITERATIONS = 1000
+SWEEP_WRITE_BATCH = 16  # results a sweep computes before it writes them to the store
 
 Progress = Callable[[int, int, str], None]
 
@@ -145,30 +146,83 @@ def evaluate(
     User code (``spec.source``) runs in the sandbox unless ``trusted``. ``episodes`` adds
     per-episode records to the result; ``traces`` also stores execution traces.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     key = result_key(dataset, spec, shuffles, mode)
     if store is not None and not traces and not episodes:
         cached = store.get_result(key)
         if cached is not None:
-            return EvalResult.from_dict({**cached["metrics"], "cached": True, "key": key})
+            return _from_cache(cached, key)
+    result, outcomes = _compute(dataset, spec, key, shuffles=shuffles, mode=mode, progress=progress,
+                                traces=traces, trusted=trusted)
+    if episodes:
+        result.episodes = episode_records(dataset, outcomes)
+    if store is not None:
+        store.put_result(key, _result_row(dataset, spec, result))
+        if traces:
+            store.put_traces(key, [(q, s, ev) for (s, q), ev in outcomes.traces.items()])
+    return result
+
+
+def sweep(
+    datasets: list[Dataset],
+    specs: list[ControllerSpec],
+    *,
+    shuffles: int = 100,
+    mode: str = COMPAT,
+    store: Any = None,
+    progress: Progress | None = None,
+    trusted: bool = False,
+) -> list[EvalResult]:
+    """Evaluate every (dataset, spec) pair, datasets outermost.
+
+    The cache is read in one query and new results are written in batches, so a sweep
+    served from the cache costs one round trip and an interrupted sweep keeps most of
+    what it computed.
+    """
+    pairs = [(ds, spec) for ds in datasets for spec in specs]
+    keys = [result_key(ds, spec, shuffles, mode) for ds, spec in pairs]
+    cached = store.get_results(keys) if store is not None else {}
+    results, pending = [], {}
+    for i, ((ds, spec), key) in enumerate(zip(pairs, keys, strict=True), 1):
+        if key in cached:
+            results.append(_from_cache(cached[key], key))
+        else:
+            result, _ = _compute(ds, spec, key, shuffles=shuffles, mode=mode, trusted=trusted)
+            results.append(result)
+            pending[key] = _result_row(ds, spec, result)
+        if store is not None and (len(pending) >= SWEEP_WRITE_BATCH or i == len(pairs)) and pending:
+            store.put_results(pending)
+            pending = {}
+        if progress:
+            progress(i, len(pairs), f"{ds.name} {spec.name} {dict(spec.config)}")
+    return results
+
+
+def _compute(
+    dataset: Dataset, spec: ControllerSpec, key: str, *, shuffles: int, mode: str,
+    progress: Progress | None = None, traces: bool = False, trusted: bool = False,
+) -> tuple[EvalResult, Outcomes]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     start = time.perf_counter()
     outcomes = run_episodes(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
                             traces=traces, trusted=trusted)
     result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
     result.key = key
-    if episodes:
-        result.episodes = episode_records(dataset, outcomes)
-    if store is not None:
-        store.put_result(key, {
-            "dataset": dataset.name, "dataset_hash": dataset.content_hash,
-            "controller": spec.name, "controller_hash": spec.code_hash(),
-            "config": dict(spec.config), "shuffles": shuffles, "mode": mode,
-            "metrics": result.to_dict(),
-        })
-        if traces:
-            store.put_traces(key, [(q, s, ev) for (s, q), ev in outcomes.traces.items()])
-    return result
+    return result, outcomes
+
+
+def _from_cache(row: Mapping[str, Any], key: str) -> EvalResult:
+    return EvalResult.from_dict({**row["metrics"], "cached": True, "key": key})
+
+
+def _result_row(dataset: Dataset, spec: ControllerSpec, result: EvalResult) -> dict[str, Any]:
+    metrics = {k: v for k, v in result.to_dict().items() if k != "episodes"}
+    return {
+        "dataset": dataset.name, "dataset_hash": dataset.content_hash,
+        "controller": spec.name, "controller_hash": spec.code_hash(),
+        "config": dict(spec.config), "shuffles": result.shuffles, "mode": result.mode,
+        "metrics": metrics,
+    }
 
 
 def run_episodes(

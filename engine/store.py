@@ -1,0 +1,454 @@
+"""The trajectory store: one DuckDB file holding datasets, evaluation results and traces.
+
+This module is the only owner of the schema; it changes only by appending to ``MIGRATIONS``.
+
+Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in file order):
+
+- ``schema_migrations(version, applied_at)``: which entries of ``MIGRATIONS`` were applied, when (UTC).
+- ``datasets(name, content_hash, source, probe_freq, n_questions, n_branches_total, imported_at,
+  pass_at_1, majority_all, any_correct)``: one row per dataset. ``name`` (key) is e.g.
+  ``Qwen3-8B/aime24``; ``content_hash`` is the sha256 of the canonical question content;
+  ``source`` the path it was imported from; ``probe_freq`` the probe interval in tokens (NULL when
+  questions differ); the last three are percentages from ``engine.facts`` (unrounded).
+- ``questions(dataset, q_idx, text, gold, probe_freq, has_trace)``: problem text, gold answer,
+  interval, and whether the file carried ``final_answers_trace`` (kept for exact export).
+- ``branches(dataset, q_idx, b_idx, tokens, final)``: full length in tokens and final answer.
+- ``probes(dataset, q_idx, b_idx, k, answer)``: the answer after ``(k+1) * probe_freq`` tokens.
+- ``results(key, dataset, dataset_hash, controller, controller_hash, config, shuffles, mode,
+  metrics, created_at)``: one cached evaluation; ``key`` (primary) hashes everything that
+  determines it; ``config`` and ``metrics`` are JSON.
+- ``traces(result_key, q_idx, seed, events)``: execution trace of one episode of a result;
+  ``events`` is zlib-compressed JSON (a list of event dicts).
+
+Deleting a dataset keeps its results: they are keyed by content hash and are valid again if the
+same content is re-imported.
+
+Connections are short-lived (one per operation) so that the CLI and the app can share the file;
+DuckDB lets one process at a time open it, so a busy file is retried for ``busy_timeout``
+seconds before ``StoreBusy`` is raised. Every write is one transaction: on error nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.dataset import Branch, Dataset, Question
+from engine.facts import dataset_facts
+from engine.formats.autotts import content_hash, load_autotts_file, write_autotts
+from engine.paths import default_db
+
+Progress = Callable[[int, int, str], None]
+
+EXPORT_FORMATS = ("autotts", "parquet")
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE datasets (
+            name VARCHAR PRIMARY KEY, content_hash VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            probe_freq INTEGER, n_questions INTEGER NOT NULL, n_branches_total INTEGER NOT NULL,
+            imported_at TIMESTAMP NOT NULL, pass_at_1 DOUBLE NOT NULL, majority_all DOUBLE NOT NULL,
+            any_correct DOUBLE NOT NULL);
+        CREATE TABLE questions (
+            dataset VARCHAR NOT NULL, q_idx INTEGER NOT NULL, text VARCHAR NOT NULL, gold VARCHAR NOT NULL,
+            probe_freq INTEGER NOT NULL, has_trace BOOLEAN NOT NULL);
+        CREATE TABLE branches (
+            dataset VARCHAR NOT NULL, q_idx INTEGER NOT NULL, b_idx INTEGER NOT NULL, tokens BIGINT NOT NULL,
+            final VARCHAR NOT NULL);
+        CREATE TABLE probes (
+            dataset VARCHAR NOT NULL, q_idx INTEGER NOT NULL, b_idx INTEGER NOT NULL, k INTEGER NOT NULL,
+            answer VARCHAR NOT NULL);
+        CREATE TABLE results (
+            key VARCHAR PRIMARY KEY, dataset VARCHAR NOT NULL, dataset_hash VARCHAR NOT NULL,
+            controller VARCHAR NOT NULL, controller_hash VARCHAR NOT NULL, config JSON NOT NULL,
+            shuffles INTEGER NOT NULL, mode VARCHAR NOT NULL, metrics JSON NOT NULL,
+            created_at TIMESTAMP NOT NULL);
+        CREATE TABLE traces (
+            result_key VARCHAR NOT NULL, q_idx INTEGER NOT NULL, seed INTEGER NOT NULL, events BLOB NOT NULL);
+    """),
+]
+
+# Tables holding a dataset's rows, with the column naming the dataset (children first).
+_DATASET_TABLES = (("probes", "dataset"), ("branches", "dataset"), ("questions", "dataset"), ("datasets", "name"))
+
+# One row per branch with its probe answers as a list: read by load_dataset, written by parquet export.
+_BRANCHES_SQL = """
+    SELECT b.dataset, b.q_idx, q.text AS question, q.gold, q.probe_freq, b.b_idx, b.tokens, b.final,
+           coalesce(p.probes, []::VARCHAR[]) AS probes
+    FROM branches b
+    JOIN questions q ON q.dataset = b.dataset AND q.q_idx = b.q_idx
+    LEFT JOIN (SELECT q_idx, b_idx, list(answer ORDER BY k) AS probes FROM probes WHERE dataset = $name
+               GROUP BY q_idx, b_idx) p ON p.q_idx = b.q_idx AND p.b_idx = b.b_idx
+    WHERE b.dataset = $name
+    ORDER BY b.q_idx, b.b_idx
+"""
+
+_RESULT_JSON = ("config", "metrics")
+_RESULT_COLUMNS = ("key", "dataset", "dataset_hash", "controller", "controller_hash", "config", "shuffles",
+                   "mode", "metrics", "created_at")
+
+# Loaded datasets by (name, content hash, source): repeated loads return the same object (and its arrays),
+# also across stores holding the same rows.
+_CACHE: dict[tuple[str, str, str], Dataset] = {}
+
+
+class StoreError(Exception):
+    """Base of the store's own errors (all are user-facing, one line)."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the database file for longer than the busy timeout."""
+
+
+class DatasetConflict(StoreError):
+    """A dataset of that name exists with different content, and replacing was not asked for."""
+
+
+class UnknownDataset(StoreError, LookupError):
+    """No dataset of that name is in the store."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One row of the ``datasets`` table."""
+
+    name: str
+    content_hash: str
+    source: str
+    probe_freq: int | None
+    n_questions: int
+    n_branches_total: int
+    imported_at: datetime
+    pass_at_1: float
+    majority_all: float
+    any_correct: float
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What importing one dataset did: status is 'imported', 'unchanged' or 'replaced'."""
+
+    name: str
+    status: str
+    n_questions: int
+    n_branches: int
+    content_hash: str
+
+
+class Store:
+    """A DuckDB file of datasets and results; safe to share between processes (one at a time)."""
+
+    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path) if path is not None else default_db()
+        self.busy_timeout = busy_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            _migrate(con)
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def import_path(self, path: str | Path, *, replace: bool = False,
+                    progress: Progress | None = None) -> list[ImportReport]:
+        """Import a file, or a directory of ``<model>/<bench>.json``, all or nothing."""
+        path = Path(path)
+        files = sorted(path.glob("*/*.json")) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(f"{path}: no <model>/<bench>.json files in this directory")
+        total = 2 * len(files)
+        datasets = []
+        for i, file in enumerate(files, 1):
+            datasets.append(load_autotts_file(file))
+            _report(progress, i, total, f"read {file}")
+        reports = []
+        with self._connect() as con, _transaction(con):
+            for i, dataset in enumerate(datasets, len(files) + 1):
+                reports.append(_write_dataset(con, dataset, replace))
+                _report(progress, i, total, f"{reports[-1].status} {dataset.name}")
+        return reports
+
+    def import_dataset(self, dataset: Dataset, *, replace: bool = False) -> ImportReport:
+        """Store ``dataset``; same content is a no-op, other content under its name needs ``replace``."""
+        with self._connect() as con, _transaction(con):
+            return _write_dataset(con, dataset, replace)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        """All datasets, by name."""
+        columns = ", ".join(f.name for f in fields(DatasetInfo))
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {columns} FROM datasets ORDER BY name").fetchall()
+        return [DatasetInfo(*row) for row in rows]
+
+    def has_dataset(self, name: str) -> bool:
+        """Whether ``name`` is stored (cheap: no rows are loaded)."""
+        with self._connect() as con:
+            return _dataset_row(con, name) is not None
+
+    def load_dataset(self, name: str) -> Dataset:
+        """The dataset as imported; cached in-process by content hash, so repeated loads are free."""
+        with self._connect() as con:
+            digest, source = _require_dataset(con, name)
+            cached = _CACHE.get((name, digest, source))
+            if cached is not None:
+                return cached
+            questions = con.execute("SELECT text, gold, probe_freq, has_trace FROM questions WHERE dataset = ? "
+                                    "ORDER BY q_idx", [name]).fetchall()
+            branches = con.execute(f"SELECT q_idx, tokens, final, probes FROM ({_BRANCHES_SQL})",
+                                   {"name": name}).fetchall()
+        dataset = Dataset(name=name, questions=_rebuild(questions, branches), content_hash=digest, source=source)
+        _CACHE[(name, digest, source)] = dataset
+        return dataset
+
+    def delete_dataset(self, name: str) -> None:
+        """Remove a dataset's rows (results stay: they are keyed by content hash)."""
+        with self._connect() as con, _transaction(con):
+            _require_dataset(con, name)
+            _delete_rows(con, name)
+
+    def export_dataset(self, name: str, path: str | Path, fmt: str) -> None:
+        """Write a dataset as an AutoTTS file, or as parquet with one row per branch."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        if fmt == "autotts":
+            write_autotts(self.load_dataset(name), path)
+            return
+        target = str(path).replace("'", "''")
+        with self._connect() as con:
+            _require_dataset(con, name)
+            con.execute(f"COPY ({_BRANCHES_SQL}) TO '{target}' (FORMAT parquet)", {"name": name})
+
+    # -- results and traces -------------------------------------------------------------------
+
+    def get_result(self, key: str) -> dict[str, Any] | None:
+        """A cached evaluation row, with ``config`` and ``metrics`` decoded; None if absent."""
+        return self.get_results([key]).get(key)
+
+    def get_results(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The cached rows among ``keys`` in one query (a sweep's cache lookup), by key."""
+        if not keys:
+            return {}
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {', '.join(_RESULT_COLUMNS)} FROM results WHERE key IN "
+                               "(SELECT unnest(?::VARCHAR[]))", [list(keys)]).fetchall()
+        found = {}
+        for row in rows:
+            result = dict(zip(_RESULT_COLUMNS, row, strict=True))
+            for column in _RESULT_JSON:
+                result[column] = json.loads(result[column])
+            found[result["key"]] = result
+        return found
+
+    def put_result(self, key: str, row: dict[str, Any]) -> None:
+        """Insert or overwrite the result ``key``; ``created_at`` defaults to now."""
+        self.put_results({key: row})
+
+    def put_results(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Insert or overwrite several results in one transaction."""
+        records = [self._result_record(key, row) for key, row in rows.items()]
+        placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
+        with self._connect() as con, _transaction(con):
+            con.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES ({placeholders})",
+                            records)
+
+    @staticmethod
+    def _result_record(key: str, row: dict[str, Any]) -> list[Any]:
+        values = {**row, "key": key, "created_at": row.get("created_at") or _now()}
+        for column in _RESULT_JSON:
+            values[column] = json.dumps(values[column], sort_keys=True)
+        missing = [c for c in _RESULT_COLUMNS if c not in values]
+        if missing:
+            raise ValueError(f"result row lacks {', '.join(missing)}")
+        return [values[c] for c in _RESULT_COLUMNS]
+
+    def put_traces(self, key: str, traces: list[tuple[int, int, list[dict]]]) -> None:
+        """Store episode traces ``(q_idx, seed, events)`` of result ``key``, replacing the same episodes."""
+        table = pa.table({
+            "q_idx": pa.array([t[0] for t in traces], pa.int32()),
+            "seed": pa.array([t[1] for t in traces], pa.int32()),
+            "events": pa.array([zlib.compress(json.dumps(t[2]).encode()) for t in traces], pa.binary()),
+        })
+        with self._connect() as con, _transaction(con):
+            con.register("new_traces", table)
+            con.execute("DELETE FROM traces t WHERE result_key = ? AND EXISTS "
+                        "(SELECT 1 FROM new_traces n WHERE n.q_idx = t.q_idx AND n.seed = t.seed)", [key])
+            con.execute("INSERT INTO traces BY NAME SELECT ? AS result_key, * FROM new_traces", [key])
+            con.unregister("new_traces")
+
+    def get_traces(self, key: str, q_idx: int | None = None,
+                   seed: int | None = None) -> list[tuple[int, int, list[dict]]]:
+        """Traces of result ``key`` as ``(q_idx, seed, events)``, optionally for one question / seed."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT q_idx, seed, events FROM traces WHERE result_key = $key "
+                "AND ($q IS NULL OR q_idx = $q) AND ($s IS NULL OR seed = $s) ORDER BY q_idx, seed",
+                {"key": key, "q": q_idx, "s": seed}).fetchall()
+        return [(q, s, json.loads(zlib.decompress(events))) for q, s, events in rows]
+
+    # -- connections --------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, retrying while another process holds the file lock."""
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(f"database {self.path} is busy (held by another process for over "
+                                    f"{self.busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply the entries of MIGRATIONS not yet recorded, in order, each in its own transaction."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "applied_at TIMESTAMP NOT NULL)")
+    applied = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, sql in MIGRATIONS:
+        if version not in applied:
+            with _transaction(con):
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def _write_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, replace: bool) -> ImportReport:
+    digest = dataset.content_hash or content_hash(dataset)
+    existing = _dataset_row(con, dataset.name)
+    status = "imported"
+    if existing is not None:
+        if existing[0] == digest:
+            return _import_report(dataset, "unchanged", digest)
+        if not replace:
+            raise DatasetConflict(f"dataset {dataset.name!r} already exists with different content "
+                                  f"(stored {existing[0][:12]}, new {digest[:12]}); import with --replace "
+                                  "(replace=True) to overwrite it")
+        _delete_rows(con, dataset.name)
+        status = "replaced"
+    for table, data in _dataset_tables(dataset).items():
+        con.register("new_rows", data)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT ? AS dataset, * FROM new_rows", [dataset.name])
+        con.unregister("new_rows")
+    _insert_dataset_row(con, dataset, digest)
+    return _import_report(dataset, status, digest)
+
+
+def _dataset_tables(dataset: Dataset) -> dict[str, pa.Table]:
+    """Arrow tables of the questions, branches and probes rows (without the dataset column)."""
+    qs = dataset.questions
+    branches = [(qi, bi, b) for qi, q in enumerate(qs) for bi, b in enumerate(q.branches)]
+    counts = np.array([len(b.probes) for _, _, b in branches], dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return {
+        "questions": pa.table({
+            "q_idx": pa.array(range(len(qs)), pa.int32()),
+            "text": [q.text for q in qs],
+            "gold": [q.gold for q in qs],
+            "probe_freq": pa.array([q.probe_freq for q in qs], pa.int32()),
+            "has_trace": [q.final_answers_trace is not None for q in qs],
+        }),
+        "branches": pa.table({
+            "q_idx": pa.array([qi for qi, _, _ in branches], pa.int32()),
+            "b_idx": pa.array([bi for _, bi, _ in branches], pa.int32()),
+            "tokens": pa.array([b.tokens for _, _, b in branches], pa.int64()),
+            "final": [b.final for _, _, b in branches],
+        }),
+        "probes": pa.table({
+            "q_idx": np.repeat(np.array([qi for qi, _, _ in branches], dtype=np.int32), counts),
+            "b_idx": np.repeat(np.array([bi for _, bi, _ in branches], dtype=np.int32), counts),
+            "k": (np.arange(counts.sum()) - starts).astype(np.int32),
+            "answer": pa.array(list(chain.from_iterable(b.probes for _, _, b in branches)), pa.string()),
+        }),
+    }
+
+
+def _insert_dataset_row(con: duckdb.DuckDBPyConnection, dataset: Dataset, digest: str) -> None:
+    facts = dataset_facts(dataset)
+    freqs = {q.probe_freq for q in dataset.questions}
+    info = DatasetInfo(
+        name=dataset.name, content_hash=digest, source=dataset.source,
+        probe_freq=freqs.pop() if len(freqs) == 1 else None, n_questions=dataset.n_questions,
+        n_branches_total=sum(len(q.branches) for q in dataset.questions), imported_at=_now(),
+        pass_at_1=facts.pass_at_1, majority_all=facts.majority_all, any_correct=facts.any_correct,
+    )
+    names = [f.name for f in fields(DatasetInfo)]
+    con.execute(f"INSERT INTO datasets ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [getattr(info, n) for n in names])
+
+
+def _import_report(dataset: Dataset, status: str, digest: str) -> ImportReport:
+    n_branches = sum(len(q.branches) for q in dataset.questions)
+    return ImportReport(dataset.name, status, dataset.n_questions, n_branches, digest)
+
+
+def _rebuild(questions: list[tuple], branches: list[tuple]) -> tuple[Question, ...]:
+    """Questions from the rows of the questions table and of _BRANCHES_SQL (both in index order)."""
+    per_question: list[list[Branch]] = [[] for _ in questions]
+    for q_idx, tokens, final, probes in branches:
+        per_question[q_idx].append(Branch(probes=tuple(probes), tokens=tokens, final=final))
+    return tuple(
+        Question(text=text, gold=gold, probe_freq=freq, branches=tuple(bs),
+                 final_answers_trace=tuple(b.final for b in bs) if has_trace else None)
+        for (text, gold, freq, has_trace), bs in zip(questions, per_question, strict=True)
+    )
+
+
+def _dataset_row(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str] | None:
+    return con.execute("SELECT content_hash, source FROM datasets WHERE name = ?", [name]).fetchone()
+
+
+def _require_dataset(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
+    row = _dataset_row(con, name)
+    if row is None:
+        known = [n for (n,) in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+        hint = f"known: {', '.join(known)}" if known else "none imported; use `python -m engine import PATH`"
+        raise UnknownDataset(f"unknown dataset {name!r} ({hint})")
+    return row
+
+
+def _delete_rows(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    for table, column in _DATASET_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+
+
+def _report(progress: Progress | None, done: int, total: int, label: str) -> None:
+    if progress is not None:
+        progress(done, total, label)
+
+
+def _now() -> datetime:
+    """Naive UTC: DuckDB TIMESTAMP has no zone."""
+    return datetime.now(UTC).replace(tzinfo=None)
