@@ -1,0 +1,115 @@
+"""Replay speed, measured side by side in one run: `make bench` (or python benchmarks/replay_speed.py).
+
+Prints, for one (model, bench) with 100 shuffles:
+  1. each built-in's compiled kernel vs its straightforward per-episode Python twin, and vs the
+     reference evaluator's documented time on the same 2-core machine class (replay-semantics.md);
+  2. a full CMC beta-sweep (11 beta x 12 datasets) cold and from the result cache;
+  3. a controller file in the reference format (examples/controllers/cmc_reference_style.py):
+     environment overhead, single-core end-to-end, and sandboxed over all cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.store import Store
+
+from engine.controllers import BETAS, kernels
+from engine.evaluate import ControllerSpec, evaluate, run_python, sweep
+from engine.paths import PROJECT_ROOT, data_dir
+from engine.replay import Episode, replay_actions, replay_questions, shuffled_order
+
+SHUFFLES = 100
+# Seconds of the reference evaluator for one evaluation (replay-semantics.md, median of 3).
+REFERENCE_SECONDS = {"sc64": 0.42, "esc64": 1.0, "asc64": 2.8, "cmc_beta0.5": 7.8, "cmc_beta1.0": 9.4,
+                     "parallel_probe64": 18.8}
+TARGET_SECONDS = {"sc64": 0.05, "esc64": 0.05, "asc64": 0.05, "cmc_beta0.5": 0.25, "cmc_beta1.0": 0.25,
+                  "parallel_probe64": 0.25}
+EXAMPLE = PROJECT_ROOT / "examples" / "controllers" / "cmc_reference_style.py"
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def builtins_section(ds) -> None:
+    print(f"\n== Built-in controllers on {ds.name}, {SHUFFLES} shuffles (3,000 episodes) ==")
+    print(f"{'controller':18}{'kernel s':>10}{'python s':>10}{'kernel/py':>11}{'reference s':>12}"
+          f"{'speedup':>9}{'target s':>10}  ok")
+    for preset, ref in REFERENCE_SECONDS.items():
+        spec = ControllerSpec.builtin(preset)
+        knobs = spec.build().knobs
+        kernels.run(ds, spec.name, knobs, SHUFFLES)  # compile / warm caches
+        fast = timed(lambda: kernels.run(ds, spec.name, knobs, SHUFFLES))  # noqa: B023
+        slow = timed(lambda: run_python(ds, spec.build(), shuffles=SHUFFLES), repeat=1)  # noqa: B023
+        ok = "yes" if fast <= TARGET_SECONDS[preset] else "NO"
+        print(f"{preset:18}{fast:10.4f}{slow:10.3f}{slow / fast:10.0f}x{ref:12.2f}{ref / fast:8.0f}x"
+              f"{TARGET_SECONDS[preset]:10.2f}  {ok}")
+
+
+def sweep_section(store: Store, names: list[str]) -> None:
+    datasets = [store.load_dataset(n) for n in names]
+    specs = [ControllerSpec.builtin("cmc", {"beta": beta}) for beta in BETAS]
+    cold = timed(lambda: sweep(datasets, specs, shuffles=SHUFFLES, store=store), repeat=1)
+    warm = timed(lambda: sweep(datasets, specs, shuffles=SHUFFLES, store=store), repeat=1)
+    print(f"\n== Full CMC beta-sweep: {len(BETAS)} beta x {len(datasets)} datasets x {SHUFFLES} shuffles ==")
+    print(f"cold (no cached results): {cold:.2f} s  (target <= 30 s; reference ~1,200 s: {1200 / cold:.0f}x)")
+    print(f"from the result cache:    {warm:.3f} s  (target <= 1 s)")
+
+
+def file_controller_section(ds) -> None:
+    source = EXAMPLE.read_text()
+    spec = ControllerSpec.from_source(source, None, {"beta": 0.5}, str(EXAMPLE))
+    questions = replay_questions(ds)
+    controller = spec.build()
+    logs = []
+    for s in range(SHUFFLES):
+        for rq in questions:
+            ep = Episode(rq, shuffled_order(s, rq.n_branches))
+            controller.solve(ep)
+            logs.append((rq, shuffled_order(s, rq.n_branches), ep.actions))
+    env = timed(lambda: [replay_actions(rq, order, actions) for rq, order, actions in logs])
+    single = timed(lambda: run_python(ds, spec.build(), shuffles=SHUFFLES), repeat=1)
+    sandboxed = timed(lambda: evaluate(ds, spec, shuffles=SHUFFLES), repeat=1)
+    ref = REFERENCE_SECONDS["cmc_beta0.5"]
+    print(f"\n== Reference-format file controller ({EXAMPLE.name}, beta 0.5) on {ds.name} ==")
+    print(f"environment alone (3,000 episodes re-applying the controller's actions): {env:.3f} s "
+          f"(reference: ~0.4 s for episode construction alone, plus trace dicts: {0.4 / env:.1f}x less)")
+    print(f"in-process, single core: {single:.2f} s   (reference evaluator {ref} s: {ref / single:.2f}x faster)")
+    print(f"sandboxed, {os.cpu_count()} cores:       {sandboxed:.2f} s   "
+          f"(vs in-process single core: {single / sandboxed:.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="Qwen3-8B/aime24")
+    parser.add_argument("--skip-file", action="store_true", help="skip the file-controller section")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.duckdb")
+        store.import_path(data_dir())
+        names = [info.name for info in store.list_datasets()]
+        ds = store.load_dataset(args.dataset)
+        builtins_section(ds)
+        sweep_section(store, names)
+        if not args.skip_file:
+            file_controller_section(ds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
