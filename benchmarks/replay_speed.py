@@ -20,12 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.store import Store
-
 from engine.controllers import BETAS, kernels
 from engine.evaluate import ControllerSpec, evaluate, run_python, sweep
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.replay import Episode, replay_actions, replay_questions, shuffled_order
+from engine.store import Store
 
 SHUFFLES = 100
 # Seconds of the reference evaluator for one evaluation (replay-semantics.md, median of 3).
