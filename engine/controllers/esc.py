@@ -8,12 +8,23 @@ from engine.controllers.base import Controller, majority, safe_full_read
 from engine.controllers.sc import budget_from_beta
 
 
+def default_window(budget: int) -> int:
+    """The reference window is 8; a smaller budget gets one window of its own size, not zero windows."""
+    return max(1, min(8, budget))
+
+
 class ESC(Controller):
     NAME = "esc"
 
+    def __init__(self, config: dict[str, Any] | None = None):
+        super().__init__(config)
+        if "window_size" not in self.config:  # follow an explicit budget, as the schedule does
+            self.knobs["window_size"] = default_window(int(self.knobs["max_samples"]))
+
     @classmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
-        return {"max_samples": budget_from_beta(beta), "window_size": 8}
+        budget = budget_from_beta(beta)
+        return {"max_samples": budget, "window_size": default_window(budget)}
 
     def solve(self, question: Any) -> str | None:
         window_size = int(self.knobs["window_size"])

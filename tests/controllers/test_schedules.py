@@ -51,3 +51,19 @@ def test_sweeps_cover_budgets_for_baselines_and_betas_for_cmc():
     """Budget sweep k in {1..64} for handcrafted baselines, 11 betas for CMC."""
     assert [c["num_chains"] for c in sweep_configs("parallel_probe")] == [1, 4, 8, 16, 32, 64]
     assert [c["beta"] for c in sweep_configs("cmc")] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
+def test_esc_budget_below_the_window_reads_one_window_of_that_size():
+    """ESC's schedule never yields zero windows: budget 4 means one window of 4, 64 means 8 windows of 8."""
+    from engine.controllers.esc import ESC
+
+    assert ESC.schedule(2 / 6) == {"max_samples": 4, "window_size": 4}
+    assert ESC.schedule(1.0) == {"max_samples": 64, "window_size": 8}
+
+
+def test_esc_explicit_budget_keeps_a_window_unless_one_is_given():
+    """max_samples=4 alone reads one window of 4; an explicit window_size=8 keeps the reference's zero windows."""
+    from engine.controllers.esc import ESC
+
+    assert ESC({"max_samples": 4}).knobs["window_size"] == 4
+    assert ESC({"max_samples": 4, "window_size": 8}).knobs["window_size"] == 8
