@@ -1,0 +1,631 @@
+"""Run untrusted controller code contained, and grade it on data it never sees in full.
+
+Controller source comes from strangers, so it runs in a pool of separate worker processes
+(``engine/sandbox_worker.py``), each confined before user code runs: its own network, mount
+and PID namespaces (``unshare``), the replay data, the database and the project cache hidden
+behind empty mounts, a read-only root filesystem with a private ``/tmp`` scratch, an
+unprivileged uid, rlimits, a minimal environment and an audit hook. Each worker loads the
+controller once and runs many episodes, and spare workers are started ahead of time (they
+have imported the engine but never ran user code), so process start-up does not dominate.
+
+Workers receive only the gold-free ``ReplayQuestion`` data and send back, per episode, the
+answer and the action log on a private pipe. The parent recomputes every figure by replaying
+the log on its own copy of the data, so printed output or forged frames cannot change a result.
+Any failure (a limit, an exception, a crash, a cancel) raises ``SandboxError``; a partial
+result is never returned. See docs/sandbox.md for the threat model.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import pickle
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import sandbox_worker as protocol
+from engine.controllers.loader import ControllerError
+from engine.dataset import Dataset
+from engine.evaluate import ControllerSpec, Outcomes, Progress, action_events
+from engine.paths import PROJECT_ROOT, data_dir, default_db
+from engine.replay import COMPAT, MODES, InvalidAction, ReplayQuestion, replay_actions, replay_questions, shuffled_order
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it owns nothing
+KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
+UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
+WORKER_FILE = Path(protocol.__file__).resolve()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed evaluation may use. Defaults are safe for a shared server."""
+
+    cpu_seconds: float = 300.0  # CPU time per worker process (RLIMIT_CPU)
+    episode_seconds: float = 10.0  # wall clock per episode (one solve() call)
+    evaluation_seconds: float = 300.0  # wall clock for the whole evaluation
+    startup_seconds: float = 30.0  # wall clock to start a worker and load the controller
+    memory_bytes: int = 1024 * MiB  # address space per worker (RLIMIT_AS); numpy+scipy need ~300 MiB
+    max_processes: int = 0  # RLIMIT_NPROC of the worker's uid: 0 = no fork, no threads
+    open_files: int = 64  # RLIMIT_NOFILE
+    output_bytes: int = 1 * MiB  # what user code may print, in all, per worker
+    scratch_bytes: int = 64 * MiB  # largest file (RLIMIT_FSIZE) and size of the private /tmp
+    trace_bytes: int = 1 * MiB  # JSON size of one episode's get_last_trace()
+    traces_total_bytes: int = 256 * MiB  # all traces of the evaluation, as the parent holds them
+    answer_chars: int = 10_000  # length of one answer
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 0 or (value == 0 and name != "max_processes"):
+                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+
+
+class SandboxError(ControllerError):
+    """A sandboxed evaluation failed; ``kind`` says how (e.g. 'episode_time', 'memory', 'raised')
+    and ``question``/``shuffle`` where, when it happened in an episode."""
+
+    def __init__(self, message: str, kind: str = "error", question: int | None = None,
+                 shuffle: int | None = None):
+        super().__init__(message)
+        self.kind, self.question, self.shuffle = kind, question, shuffle
+
+
+# -- what the sandbox can use on this machine -------------------------------------------------
+@cache
+def isolation() -> str:
+    """'namespaces' if workers can get their own network/mount/PID namespaces, else 'none'
+    (checked once; 'none' logs a one-line warning, and the audit hook is the remaining guard)."""
+    reason = _namespaces_unavailable()
+    if reason is None:
+        return protocol.NAMESPACES
+    log.warning("sandbox: no namespaces (%s); controllers run with rlimits and the audit hook only, "
+                "with network access and as the current user", reason)
+    return protocol.NO_NAMESPACES
+
+
+def _namespaces_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "not running as root"
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "util-linux unshare/mount not found"
+    probe = [shutil.which("unshare"), *UNSHARE_FLAGS, "mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", "/mnt"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=10, env=_base_env("/"))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare failed: {exc}"
+    return None if done.returncode == 0 else f"unshare failed: {done.stderr.strip()[:200]}"
+
+
+def hidden_paths(dataset: Dataset | None = None, extra: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Paths controllers must not read: replay data, database, project cache, secrets, ``extra``.
+
+    Deployments add more with ``TTSLAB_SANDBOX_HIDE`` (``os.pathsep``-separated paths)."""
+    db = default_db()
+    paths = [data_dir(), PROJECT_ROOT / "cache", db, Path(f"{db}.wal"), PROJECT_ROOT / ".env", *map(Path, extra)]
+    source = Path(dataset.source) if dataset is not None and dataset.source else None
+    if source is not None and source.is_absolute():
+        paths += [source, source.parent]
+    paths += [Path(p) for p in os.environ.get("TTSLAB_SANDBOX_HIDE", "").split(os.pathsep) if p]
+    return sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
+
+
+def _base_env(scratch: str) -> dict[str, str]:
+    """The worker's whole environment: no keys, tokens or TTSLAB_* settings, one BLAS thread."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "HOME": scratch, "TMPDIR": scratch}  # (-I makes the worker ignore PYTHON* variables anyway)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        env[var] = "1"
+    return env
+
+
+# -- the evaluation ----------------------------------------------------------------------------
+def run_sandboxed(
+    dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
+    progress: Progress | None = None, traces: bool = False, limits: Limits | None = None,
+    cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (),
+) -> Outcomes:
+    """Every episode of ``spec`` (user source) on ``dataset``, in confined worker processes.
+
+    Returns the same ``Outcomes`` as ``run_python`` for the same controller run in process;
+    raises ``SandboxError`` on any failure, after every worker and scratch file is gone.
+    ``progress(done_episodes, total_episodes, label)`` is called as episodes complete;
+    setting ``cancel`` stops the evaluation; ``hide`` adds paths (e.g. a ``--db`` file) to
+    what controllers cannot read.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if spec.source is None:
+        raise ValueError("run_sandboxed runs user source code; built-in controllers run in process")
+    run = _Evaluation(dataset, spec, shuffles, mode, traces, limits or Limits(), progress, cancel)
+    return run.execute(hidden_paths(dataset, hide))
+
+
+@dataclass
+class _Worker:
+    """Parent-side state of one worker process."""
+
+    index: int
+    seeds: list[int]
+    proc: _Proc
+    started: float
+    buf: bytearray = field(default_factory=bytearray)
+    pos: int = 0  # episodes graded so far
+    since: float = 0.0  # when the current episode began (last frame)
+    loaded: bool = False
+    finished: bool = False
+
+
+class _Evaluation:
+    """One sandboxed evaluation: start the pool, read and grade frames, enforce the clocks."""
+
+    def __init__(self, dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str, traces: bool,
+                 limits: Limits, progress: Progress | None, cancel: threading.Event | None):
+        self.dataset, self.spec, self.mode, self.traces = dataset, spec, mode, traces
+        self.limits, self.progress, self.cancel = limits, progress, cancel
+        self.questions: list[ReplayQuestion] = replay_questions(dataset)
+        self.shuffles, self.n_q = shuffles, len(self.questions)
+        self.total = shuffles * self.n_q
+        self.done = 0
+        self.trace_total = 0
+        self.nonce = secrets.token_hex(16)
+        self.max_frame = protocol.max_frame(limits.trace_bytes)
+        n = (shuffles, self.n_q)
+        self.out = Outcomes([[None] * self.n_q for _ in range(shuffles)], np.zeros(n, np.int64),
+                            np.zeros(n, np.int64), np.zeros(n, np.int64))
+        self.workers: list[_Worker] = []
+        self.sel = selectors.DefaultSelector()
+
+    def execute(self, hidden: list[str]) -> Outcomes:
+        if self.total == 0:
+            return self.out
+        self.t0 = time.monotonic()
+        level = isolation()
+        count = max(1, min(self.limits.workers, self.shuffles))
+        run_dir = tempfile.mkdtemp(prefix="ttslab-sandbox-")
+        procs = SPARES.take(count, level)
+        try:
+            while len(procs) < count:
+                procs.append(_start_worker(level))
+            self.workers = [_Worker(i, list(range(self.shuffles))[i::count], p, self.t0) for i, p in enumerate(procs)]
+            job = self._write_job(run_dir, level, hidden)
+            for w in self.workers:
+                self._assign(w, f"{job} {w.index} {count}\n", run_dir)
+            self._drive()
+            return self.out
+        finally:
+            try:
+                self._stop(procs)
+            finally:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                SPARES.refill(count, level)
+
+    # -- start -----------------------------------------------------------------------------
+    def _write_job(self, run_dir: str, level: str, hidden: list[str]) -> str:
+        lim = self.limits
+        drop = level == protocol.NAMESPACES and os.geteuid() == 0
+        job = {
+            "source": self.spec.source, "class_name": self.spec.class_name, "filename": self.spec.filename,
+            "config": dict(self.spec.config), "mode": self.mode, "traces": self.traces,
+            "questions": self.questions, "shuffles": self.shuffles, "nonce": self.nonce,
+            "isolation": level, "hidden": hidden, "scratch": run_dir,
+            "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
+            "limits": asdict(lim),
+        }
+        path = os.path.join(run_dir, "job.pickle")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+
+    def _assign(self, w: _Worker, line: str, run_dir: str) -> None:
+        """Hand a started worker its job; a spare that died while idle is replaced by a fresh one."""
+        if w.proc.level == protocol.NO_NAMESPACES:
+            os.mkdir(os.path.join(run_dir, f"w{w.index}"), 0o700)  # its scratch directory
+        if not _send(w.proc, line) and w.proc.spare:
+            _discard(w.proc)
+            w.proc = _start_worker(w.proc.level)
+            _send(w.proc, line)
+        w.started = time.monotonic()
+        self.sel.register(w.proc.fd, selectors.EVENT_READ, w)
+
+    # -- the loop --------------------------------------------------------------------------
+    def _drive(self) -> None:
+        reported = 0
+        while any(not w.finished for w in self.workers):
+            self._check_clocks(time.monotonic())
+            for key, _ in self.sel.select(self._wait_seconds()):
+                self._read(key.data)
+            if self.progress and self.done != reported:
+                reported = self.done
+                self.progress(self.done, self.total, f"{self.done}/{self.total} episodes (sandboxed)")
+
+    def _wait_seconds(self) -> float:
+        now, lim = time.monotonic(), self.limits
+        ends = [self.t0 + lim.evaluation_seconds]
+        for w in self.workers:
+            if not w.finished:
+                ends.append(w.since + lim.episode_seconds + KILL_GRACE if w.loaded
+                            else w.started + lim.startup_seconds + KILL_GRACE)
+        return max(0.0, min(0.2, min(ends) - now))
+
+    def _check_clocks(self, now: float) -> None:
+        lim = self.limits
+        if self.cancel is not None and self.cancel.is_set():
+            raise SandboxError(f"evaluation cancelled after {self.done}/{self.total} episodes", "cancelled")
+        if now > self.t0 + lim.evaluation_seconds:
+            raise SandboxError(f"evaluation time limit ({lim.evaluation_seconds:g} s) exceeded after "
+                               f"{self.done}/{self.total} episodes", "evaluation_time")
+        for w in self.workers:
+            if w.finished:
+                continue
+            late = (now > w.since + lim.episode_seconds + KILL_GRACE if w.loaded
+                    else now > w.started + lim.startup_seconds + KILL_GRACE)
+            if late:
+                kind = "episode_time" if w.loaded else "startup_time"
+                raise self._error(w, kind, _HEADLINES[kind] + " (the worker did not respond and was killed)",
+                                  limits=lim)
+
+    def _read(self, w: _Worker) -> None:
+        try:
+            data = os.read(w.proc.fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            raise self._died(w)
+        w.buf += data
+        for msg in self._frames(w):
+            self._on_message(w, msg)
+            if w.finished:
+                break
+
+    def _frames(self, w: _Worker) -> Iterator[Any]:
+        """Complete frames in the worker's buffer, decoded (JSON only: never pickle from a worker)."""
+        buf, pos = w.buf, 0
+        try:
+            while len(buf) - pos >= protocol.HEADER.size:
+                (size,) = protocol.HEADER.unpack_from(buf, pos)
+                if size > self.max_frame:
+                    raise self._tampered(w, f"a frame of {size} bytes")
+                end = pos + protocol.HEADER.size + size
+                if len(buf) < end:
+                    break
+                try:
+                    msg = json.loads(bytes(buf[pos + protocol.HEADER.size:end]))
+                except (ValueError, RecursionError):
+                    raise self._tampered(w, "a frame that is not JSON") from None
+                pos = end
+                yield msg
+        finally:
+            del buf[:pos]
+
+    def _on_message(self, w: _Worker, msg: Any) -> None:
+        if not isinstance(msg, dict) or msg.get("n") != self.nonce:
+            raise self._tampered(w, "a frame without the session key")
+        kind = msg.get("k")
+        if kind == "ep" and w.loaded:
+            self._grade(w, msg)
+        elif kind == "loaded" and not w.loaded:
+            w.loaded, w.since = True, time.monotonic()
+        elif kind == "err":
+            raise self._reported(w, msg)
+        elif kind == "done" and w.loaded and w.pos == len(w.seeds) * self.n_q:
+            w.finished = True
+            self.sel.unregister(w.proc.fd)
+        else:
+            raise self._tampered(w, f"an unexpected {str(kind)[:20]!r} frame")
+
+    # -- grading: the parent's own figures ---------------------------------------------------
+    def _grade(self, w: _Worker, msg: dict[str, Any]) -> None:
+        seed, qi = self._at(w)
+        answer, actions = msg.get("a"), msg.get("x")
+        if msg.get("s") != seed or msg.get("q") != qi:
+            raise self._tampered(w, "an episode out of order")
+        if answer is not None and type(answer) is not str:
+            raise self._tampered(w, "an answer that is not a string")
+        if answer is not None and len(answer) > self.limits.answer_chars:
+            raise self._error(w, "answer", "controller returned an answer of {n} characters {where}; the limit "
+                              "is {limit}", n=len(answer), limit=self.limits.answer_chars)
+        if type(actions) is not list or not set(map(type, actions)) <= {int}:
+            raise self._tampered(w, "an action log that is not a list of integers")
+        rq = self.questions[qi]
+        try:
+            ep = replay_actions(rq, shuffled_order(seed, rq.n_branches), actions, self.mode)
+        except (InvalidAction, IndexError, TypeError, ValueError) as exc:
+            raise self._tampered(w, f"an action log that does not replay ({exc})") from None
+        self.out.answers[seed][qi] = answer
+        self.out.total_tokens[seed, qi] = ep.total_tokens
+        self.out.sequential_tokens[seed, qi] = ep.sequential_tokens
+        self.out.n_actions[seed, qi] = len(ep.actions)
+        if self.traces:
+            self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
+        w.pos += 1
+        w.since = time.monotonic()
+        self.done += 1
+
+    def _trace(self, w: _Worker, text: Any, rq: ReplayQuestion, actions: list[int], seed: int) -> list:
+        self.trace_total += len(text) if type(text) is str else 200 * len(actions)  # ~200 B per action event
+        if self.trace_total > self.limits.traces_total_bytes:
+            raise self._error(w, "trace", "trace limit ({total} in all) exceeded {where}",
+                              total=_size(self.limits.traces_total_bytes))
+        if text is None:
+            return action_events(rq, actions, seed)
+        if type(text) is not str or len(text) > self.limits.trace_bytes:
+            raise self._tampered(w, "a malformed trace")
+        try:
+            trace = json.loads(text)
+        except (ValueError, RecursionError):
+            trace = None
+        if not isinstance(trace, list):
+            raise self._tampered(w, "a malformed trace")
+        return trace
+
+    # -- failures ----------------------------------------------------------------------------
+    def _at(self, w: _Worker) -> tuple[int, int]:
+        """(seed, question) of the episode the worker is on, by the parent's own count."""
+        i = min(w.pos, len(w.seeds) * self.n_q - 1)
+        return w.seeds[i // self.n_q], i % self.n_q
+
+    def _error(self, w: _Worker, kind: str, template: str, tb: str = "", **fields: Any) -> SandboxError:
+        """SandboxError for the episode the worker is on; ``template`` has a ``{where}`` field."""
+        if w.loaded:
+            seed, qi = self._at(w)
+            where = f"at question {qi}, shuffle {seed}"
+        else:
+            seed = qi = None
+            where = "while loading the controller"
+        text = template.format(where=where, **fields)
+        return SandboxError(f"{text}:\n{tb}" if tb else text, kind, qi, seed)
+
+    def _reported(self, w: _Worker, msg: dict[str, Any]) -> SandboxError:
+        """The worker's own report of a failure (its text is shown, never trusted for figures)."""
+        lim = self.limits
+        kind = str(msg.get("kind"))
+        tb = str(msg.get("tb") or "")[-protocol.MAX_TEXT:]
+        detail = str(msg.get("detail") or "")[:protocol.MAX_TEXT]
+        if kind == "load":
+            return SandboxError(detail or "loading the controller failed", "load")
+        if kind == "internal":
+            return SandboxError(f"sandbox worker failed:\n{detail}", "internal")
+        if kind == "timeout":
+            kind = "episode_time" if w.loaded else "startup_time"
+        template = _HEADLINES.get(kind, "controller failed {where}")
+        return self._error(w, kind, template, tb, detail=detail, limits=lim,
+                           memory=lim.memory_bytes // MiB, output=_size(lim.output_bytes),
+                           trace=_size(lim.trace_bytes), frame=_size(self.max_frame))
+
+    def _tampered(self, w: _Worker, what: str) -> SandboxError:
+        return self._error(w, "protocol", "the sandbox's result channel received {what} {where}; the "
+                           "controller may have written to it, so the evaluation is void", what=what)
+
+    def _died(self, w: _Worker) -> SandboxError:
+        try:
+            status = w.proc.popen.wait(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            status = None
+        how = f"exit status {status}" if status is not None else "it closed its result channel"
+        return self._error(w, "died", "the sandbox worker stopped without a report {where} ({how}); did the "
+                           "controller call os._exit() or crash the interpreter?", how=how)
+
+    # -- cleanup -----------------------------------------------------------------------------
+    def _stop(self, procs: list[_Proc]) -> None:
+        """Kill every worker and its namespace, reap them, and wait until none of them is left."""
+        procs = [*procs, *(w.proc for w in self.workers if w.proc not in procs)]
+        for p in procs:
+            _discard(p)
+        self.sel.close()
+        _wait_gone({p.popen.pid for p in procs})
+
+
+# -- worker processes and spares ------------------------------------------------------------
+@dataclass(eq=False)
+class _Proc:
+    """A started worker process, its result pipe, and whether it was started ahead of time."""
+
+    popen: subprocess.Popen
+    fd: int
+    level: str
+    spare: bool = False
+
+
+def _start_worker(level: str, spare: bool = False) -> _Proc:
+    """Start a worker; it imports the engine, then waits for its job on stdin."""
+    prefix = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS] if level == protocol.NAMESPACES else []
+    r, w = os.pipe()
+    cmd = [*prefix, sys.executable, "-I", "-B", str(WORKER_FILE), str(w)]
+    try:
+        popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 pass_fds=(w,), env=_base_env("/"), cwd="/", start_new_session=True)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    os.set_blocking(r, False)
+    return _Proc(popen, r, level, spare)
+
+
+def _send(proc: _Proc, line: str) -> bool:
+    try:
+        proc.popen.stdin.write(line.encode())
+        proc.popen.stdin.close()
+        return True
+    except OSError:
+        return False
+
+
+def _discard(proc: _Proc) -> None:
+    """Stop a worker for good and release its pipes (idempotent)."""
+    try:
+        proc.popen.stdin.close()
+    except OSError:
+        pass
+    _stop_worker(proc.popen)
+    if proc.fd >= 0:
+        os.close(proc.fd)
+        proc.fd = -1
+
+
+class _Spares:
+    """Workers started ahead of time, so that an evaluation does not wait for interpreter start-up.
+
+    A spare has imported the engine but not read a job: it never ran user code, holds no data,
+    and serves one evaluation only. After each evaluation the pool is topped up (in a background
+    thread) to that evaluation's worker count. Idle spares exit when this process exits (EOF on
+    their stdin). ``TTSLAB_SANDBOX_SPARES=0`` turns them off."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_Proc] = []
+        self.fillers: list[threading.Thread] = []
+        self.enabled = os.environ.get("TTSLAB_SANDBOX_SPARES", "1") != "0"
+
+    def take(self, n: int, level: str) -> list[_Proc]:
+        self._settle()
+        with self.lock:
+            got = [p for p in self.idle if p.level == level and p.popen.poll() is None][:n]
+            self.idle = [p for p in self.idle if p not in got]
+        return got
+
+    def refill(self, n: int, level: str) -> None:
+        """Top the pool up to ``n`` spares for ``level`` without making the caller wait."""
+        if self.enabled:
+            filler = threading.Thread(target=self._fill, args=(n, level), name="sandbox-spares", daemon=True)
+            with self.lock:
+                self.fillers.append(filler)
+            filler.start()
+
+    def _fill(self, n: int, level: str) -> None:
+        with self.lock:  # (concurrent refills may briefly overshoot n: harmless)
+            stale = [p for p in self.idle if p.level != level or p.popen.poll() is not None]
+            self.idle = [p for p in self.idle if p not in stale]
+            need = n - len(self.idle)
+        for p in stale:
+            _discard(p)
+        try:
+            fresh = [_start_worker(level, spare=True) for _ in range(need)]
+        except OSError as exc:  # no spares is only slower
+            log.warning("sandbox: could not start spare workers: %s", exc)
+            return
+        with self.lock:
+            self.idle += fresh
+
+    def _settle(self) -> None:
+        """Wait for background refills (they are short: starting a process, not its imports)."""
+        with self.lock:
+            fillers, self.fillers = self.fillers, []
+        for filler in fillers:
+            filler.join()
+
+    def pids(self) -> list[int]:
+        """Process ids of the idle spares (``unshare`` processes under namespaces)."""
+        self._settle()
+        with self.lock:
+            return [p.popen.pid for p in self.idle]
+
+    def close(self) -> None:
+        """Stop every idle spare (at exit, or to release the processes now)."""
+        self._settle()
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for p in idle:
+            _discard(p)
+
+
+SPARES = _Spares()
+atexit.register(SPARES.close)
+
+
+_HEADLINES = {
+    "episode_time": "episode time limit ({limits.episode_seconds:g} s) exceeded {where}",
+    "startup_time": "startup time limit ({limits.startup_seconds:g} s) exceeded {where}",
+    "raised": "controller raised {where}",
+    "strict": "strict mode, {where}: {detail}",
+    "cpu": "CPU time limit ({limits.cpu_seconds:g} s per worker) exceeded {where}",
+    "memory": "memory limit ({memory} MiB) exceeded {where}",
+    "output": "output limit ({output}) exceeded {where}: the controller printed more than that",
+    "exit": "controller called {detail} {where}",
+    "type": "controller returned {detail} {where}; solve() must return a str or None",
+    "trace": "trace limit ({trace}) exceeded {where}: get_last_trace() gave {detail} of JSON",
+    "frame": "result of {detail} exceeds the frame limit ({frame}) {where}",
+    "tampered": "the controller corrupted the action log of its episode {where} ({detail})",
+}
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:g} MiB" if n >= MiB else f"{n} bytes"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the worker inside ``unshare --fork``)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _stop_worker(proc: subprocess.Popen) -> None:
+    """Kill the worker inside ``unshare --fork`` first, so that unshare reaps it (this machine's
+    init may not reap orphans), then unshare's whole process group."""
+    for pid in _children(proc.pid):
+        _signal(os.kill, pid)
+    try:
+        proc.wait(timeout=KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal(os.killpg, proc.pid)
+    proc.kill()
+    proc.wait()
+
+
+def _signal(kill: Any, target: int) -> None:
+    try:
+        kill(target, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _session_members(sessions: set[int]) -> list[int]:
+    """Live processes in the workers' sessions, leaders excluded (reaped already, so a process
+    whose pid equals a session id is an unrelated one that reused the number)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        pid, sid = int(entry.name), int(fields[3])
+        if sid in sessions and pid != sid and fields[0] not in ("Z", "X"):
+            found.append(pid)
+    return found
+
+
+def _wait_gone(sessions: set[int], timeout: float = 5.0) -> None:
+    """Kill and wait out anything left in the workers' sessions, for at most ``timeout``."""
+    end = time.monotonic() + timeout
+    while (left := _session_members(sessions)) and time.monotonic() < end:
+        for pid in left:
+            _signal(os.kill, pid)
+        time.sleep(0.01)
+    if left:
+        log.warning("sandbox: processes %s outlived the evaluation", left)

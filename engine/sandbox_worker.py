@@ -1,0 +1,502 @@
+"""One sandbox worker: confines itself, loads untrusted controller code once, runs its episodes.
+
+``engine.sandbox`` starts it as ``python -I -B sandbox_worker.py FD`` (inside ``unshare``
+namespaces where available), possibly ahead of time: it imports what it needs, then waits for
+one line ``JOB INDEX COUNT`` on stdin. Everything that limits the controller happens here,
+*before* user code runs: private mounts that hide the data and the database, rlimits, the uid
+drop, an audit hook and a capped stdout. The worker only ever reports on the private pipe
+``FD``, as length-prefixed JSON frames carrying the answer and the action log of each episode;
+the parent re-grades every episode on its own data, so nothing here is trusted.
+
+This module is also imported by the parent for the frame format; it has no import side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+HEADER = struct.Struct(">I")  # frame = 4-byte big-endian length + UTF-8 JSON object
+FRAME_SLACK = 16 << 20  # room in a frame for the answer and the action log, beside the trace
+NAMESPACES, NO_NAMESPACES = "namespaces", "none"
+SCRATCH_IN_NAMESPACE = "/tmp/ttslab-scratch"  # on the worker's private /tmp tmpfs
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: replaced by tmpfs
+MAX_TEXT = 20_000  # characters of traceback text sent back
+
+# mount(2) flags
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def max_frame(trace_bytes: int) -> int:
+    """Largest frame either side accepts."""
+    return trace_bytes + FRAME_SLACK
+
+
+# -- limits raised inside user code -------------------------------------------------------------
+class TimeLimitExceeded(BaseException):
+    """The wall-clock limit of this episode (or of loading) ran out. BaseException: a bare
+    ``except Exception`` in the controller must not swallow it."""
+
+
+class CpuLimitExceeded(BaseException):
+    """RLIMIT_CPU's soft limit was reached (SIGXCPU)."""
+
+
+class OutputLimitExceeded(BaseException):
+    """The controller printed more than the output cap."""
+
+
+class _Report(Exception):
+    """A failure of user code (or of a limit) to report to the parent; the worker then exits."""
+
+    def __init__(self, kind: str, tb: str = "", detail: str = ""):
+        super().__init__(kind)
+        self.kind, self.tb, self.detail = kind, tb[-MAX_TEXT:], detail[:MAX_TEXT]
+
+
+_fired: list[str] = []  # which limit signal fired last (a BaseException can be caught by users)
+_reserve = [bytearray(1 << 20)]  # freed on MemoryError so that reporting it has room
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    _fired.append("timeout")
+    raise TimeLimitExceeded("wall-clock time limit")
+
+
+def _on_xcpu(signum: int, frame: Any) -> None:
+    _fired.append("cpu")
+    raise CpuLimitExceeded("CPU time limit")
+
+
+class CappedOutput:
+    """sys.stdout/sys.stderr for user code: discards text, counts it, and stops at the cap."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, limit: int):
+        self.limit, self.written, self.exceeded = limit, 0, False
+
+    def write(self, text: str) -> int:
+        self.written += len(str(text).encode("utf-8", "replace"))
+        if self.written > self.limit:
+            self.exceeded = True
+            raise OutputLimitExceeded(f"printed more than {self.limit} bytes")
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("the sandbox's output has no file descriptor")
+
+
+# -- the result channel -------------------------------------------------------------------------
+class Channel:
+    """Writes frames to the private pipe; limit signals are held back while a frame is written."""
+
+    def __init__(self, fd: int, nonce: str, limit: int):
+        self.fd, self.nonce, self.limit = fd, nonce, limit
+
+    def send(self, msg: dict[str, Any]) -> None:
+        msg["n"] = self.nonce
+        data = json.dumps(msg, separators=(",", ":")).encode()
+        if len(data) > self.limit:
+            raise _Report("frame", detail=f"{len(data)} bytes")
+        view = memoryview(HEADER.pack(len(data)) + data)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGXCPU})
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# -- confinement (runs as the user that started the evaluation, before any user code) ----------
+def confine(job: dict[str, Any], index: int) -> str:
+    """Mounts, rlimits and the uid drop; returns the scratch directory (now the cwd)."""
+    import resource
+
+    lim = job["limits"]
+    if job["isolation"] == NAMESPACES:
+        scratch = _private_mounts(job["hidden"], lim["scratch_bytes"], job["uid"], job["gid"])
+    else:
+        scratch = os.path.join(job["scratch"], f"w{index}")  # made by the parent
+    os.chdir(scratch)
+    cpu = max(1, int(lim["cpu_seconds"] + 0.999))
+    for res, value in ((resource.RLIMIT_CPU, (cpu, cpu + 2)),
+                       (resource.RLIMIT_AS, (lim["memory_bytes"],) * 2),
+                       (resource.RLIMIT_NOFILE, (lim["open_files"],) * 2),
+                       (resource.RLIMIT_FSIZE, (lim["scratch_bytes"],) * 2),
+                       (resource.RLIMIT_CORE, (0, 0))):
+        resource.setrlimit(res, value)
+    if job["uid"] is not None and os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(job["gid"])
+        os.setuid(job["uid"])
+    # After the uid drop: RLIMIT_NPROC counts the processes of the (unprivileged) uid.
+    resource.setrlimit(resource.RLIMIT_NPROC, (lim["max_processes"],) * 2)
+    _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
+    signal.signal(signal.SIGXCPU, _on_xcpu)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    return scratch
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    import ctypes
+
+    args = [None if a is None else os.fsencode(a) for a in (source, target, fstype)]
+    if _libc().mount(*args, flags, None if data is None else data.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _needed_paths() -> list[str]:
+    """Directories the interpreter needs after the uid drop (stdlib, site-packages, the project)."""
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path)
+             if p and os.path.isdir(p)}
+    return sorted(p for p in paths if not any(_under(p, q) for q in paths if q != p))
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _closed_ancestor(path: str) -> str | None:
+    """Topmost ancestor of ``path`` that other users cannot traverse (e.g. /root, mode 0700)."""
+    parts = Path(path).parts
+    for i in range(2, len(parts)):
+        p = str(Path(*parts[:i]))
+        if not os.stat(p).st_mode & 0o001:
+            return p
+    return None
+
+
+def _private_mounts(hidden: list[str], size: int, uid: int | None, gid: int | None) -> str:
+    """In the worker's own mount namespace: fresh tmpfs over world-writable dirs, empty read-only
+    tmpfs over hidden paths, the interpreter re-bound where its parents are closed to ``nobody``,
+    and the root filesystem read-only. Nothing here is visible outside the namespace."""
+    needed = _needed_paths()
+    keep = {p: os.open(p, os.O_PATH) for p in needed}  # the originals, reachable after masking
+    masks = {p: "private" for p in PRIVATE_DIRS if os.path.isdir(p) and not os.path.islink(p)}
+    for p in needed:
+        top = _closed_ancestor(p)
+        if top is not None:
+            masks.setdefault(top, "shield")
+    for m in sorted(masks, key=len):
+        opts = f"size={size},mode=1777" if masks[m] == "private" else "size=1m,mode=0755"
+        _mount("tmpfs", m, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    for p, fd in keep.items():
+        if any(_under(p, m) for m in masks):
+            os.makedirs(p, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
+            _mount(None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.close(fd)
+    for h in sorted(hidden, key=len):
+        if not os.path.exists(h) or any(_under(p, h) for p in needed):
+            continue  # already masked (e.g. under /tmp), or it holds the interpreter: the hook guards it
+        if os.path.isdir(h):
+            _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
+        else:
+            _mount("/dev/null", h, None, MS_BIND)
+    for m, kind in masks.items():
+        if kind == "shield":
+            _mount(None, m, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    os.makedirs(SCRATCH_IN_NAMESPACE, mode=0o700)
+    if uid is not None and os.geteuid() == 0:
+        os.chown(SCRATCH_IN_NAMESPACE, uid, gid)
+    return SCRATCH_IN_NAMESPACE
+
+
+# -- the audit hook: a second layer, for ordinary misbehaviour -----------------------------------
+PROCESS_EVENTS = frozenset({
+    "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "subprocess.Popen",
+    "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "resource.setrlimit", "resource.prlimit",
+})
+NATIVE_EVENTS = frozenset({
+    "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.string_at",
+    "ctypes.wstring_at", "ctypes.cdata", "ctypes.cdata/buffer",
+})
+NETWORK_PREFIXES = ("socket.", "urllib.", "http.client.", "ftplib.", "smtplib.", "poplib.", "imaplib.",
+                    "nntplib.", "telnetlib.", "webbrowser.")
+# event -> (positions of paths it writes, position of a dir_fd argument or None)
+WRITE_EVENTS = {
+    "os.remove": ((0,), 1), "os.rmdir": ((0,), 1), "os.mkdir": ((0,), 2), "os.rename": ((0, 1), 2),
+    "os.symlink": ((1,), 2), "os.link": ((0, 1), 2), "os.truncate": ((0,), None), "os.chmod": ((0,), 2),
+    "os.chown": ((0,), 3), "os.utime": ((0,), 3), "os.mkfifo": ((0,), 2), "os.mknod": ((0,), 3),
+    "shutil.rmtree": ((0,), 1), "shutil.move": ((0, 1), None), "shutil.copyfile": ((1,), None),
+    "sqlite3.connect": ((0,), None),
+}
+READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "glob.glob": 0}
+DENIED_IMPORTS = frozenset({"duckdb"})  # opens database files in C, past the open() hook
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class Guard:
+    """sys.addaudithook callback: denies processes, network, native calls, writes outside the
+    scratch directory and reads of hidden paths, with a PermissionError naming the operation.
+
+    Audit hooks are not a security boundary (native code skips them); the kernel layers
+    (namespaces, read-only mounts, uid, rlimits) are. This layer gives clear messages."""
+
+    def __init__(self, scratch: str, hidden: list[str]):
+        self.scratch = os.path.realpath(scratch)
+        self.hidden = [os.path.realpath(h) for h in hidden]
+        self.busy = False
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            self._check(event, args)
+        finally:
+            self.busy = False
+
+    def _check(self, event: str, args: tuple) -> None:
+        if event == "open":
+            self._check_open(*args[:3])
+        elif event in WRITE_EVENTS:
+            positions, dir_fd = WRITE_EVENTS[event]
+            if dir_fd is not None and len(args) > dir_fd and args[dir_fd] not in (None, -1):
+                deny(f"{event} relative to a directory descriptor", "only plain paths are allowed")
+            for i in positions:
+                if i < len(args):
+                    self._check_write(args[i], event)
+        elif event in READ_EVENTS:
+            self._check_read(args[READ_EVENTS[event]], event)
+        elif event in PROCESS_EVENTS:
+            deny(event, "controllers may not start, signal or re-limit processes")
+        elif event in NATIVE_EVENTS:
+            deny(event, "controllers may not call native code through ctypes")
+        elif event.startswith(NETWORK_PREFIXES):
+            deny(event, "controllers have no network access")
+        elif event == "import" and args and str(args[0]).split(".")[0] in DENIED_IMPORTS:
+            deny(f"import {args[0]}", "controllers may not open databases")
+
+    def _check_open(self, path: Any, mode: Any, flags: Any) -> None:
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            mode is None and isinstance(flags, int) and flags & WRITE_FLAGS)
+        if writing:
+            self._check_write(path, "open")
+        else:
+            self._check_read(path, "open")
+
+    def _check_write(self, path: Any, event: str) -> None:
+        real = _resolve(path)
+        if real is None or real == "/dev/null" or _under(real, self.scratch):
+            return
+        deny(f"writing {real} ({event})", "controllers may write only inside their scratch directory")
+
+    def _check_read(self, path: Any, event: str) -> None:
+        real = _resolve(path)
+        if real is not None and any(_under(real, h) for h in self.hidden):
+            deny(f"reading {real} ({event})", "the dataset and database files are hidden from controllers")
+
+
+def _resolve(path: Any) -> str | None:
+    if isinstance(path, int) or path is None:
+        return None
+    try:
+        return os.path.realpath(os.fsdecode(os.fspath(path)))
+    except (TypeError, ValueError):
+        return None
+
+
+def deny(operation: str, why: str) -> None:
+    raise PermissionError(f"sandbox: {operation} is not allowed ({why})")
+
+
+# -- running user code --------------------------------------------------------------------------
+class Runner:
+    """Loads the controller and runs episodes, turning every way user code can fail into a _Report."""
+
+    def __init__(self, job: dict[str, Any], output: CappedOutput):
+        self.job, self.output = job, output
+        self.filename = job["filename"]
+
+    def guarded(self, seconds: float, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call user code under a wall-clock timer; classify whatever escapes it."""
+        _fired.clear()
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except BaseException as exc:  # user code can raise anything, SystemExit included
+            raise self.classify(exc) from None
+        if self.output.exceeded:
+            raise _Report("output")
+        return result
+
+    def classify(self, exc: BaseException) -> _Report:
+        if isinstance(exc, MemoryError):
+            _reserve.clear()
+        report = self._report(exc)
+        exc.__traceback__ = None  # frees the controller's locals (a memory bomb's data)
+        return report
+
+    def _report(self, exc: BaseException) -> _Report:
+        from engine.controllers.loader import ControllerError, user_traceback
+        from engine.replay import InvalidAction
+
+        if self.output.exceeded or isinstance(exc, OutputLimitExceeded):
+            return _Report("output", self.frames(exc))
+        if _fired:  # a limit signal, even if the controller caught it and raised something else
+            return _Report(_fired[-1], self.frames(exc) or (str(exc) if isinstance(exc, ControllerError) else ""))
+        if isinstance(exc, MemoryError):
+            return _Report("memory", self.frames(exc))
+        if isinstance(exc, SystemExit):
+            return _Report("exit", self.frames(exc), f"sys.exit({exc.code!r})")
+        if isinstance(exc, InvalidAction):
+            return _Report("strict", "", str(exc))
+        if isinstance(exc, ControllerError):
+            return _Report("load", "", str(exc))
+        return _Report("raised", user_traceback(exc, self.filename))
+
+    def frames(self, exc: BaseException) -> str:
+        tb = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == self.filename]
+        return "".join(traceback.format_list(tb)).rstrip()
+
+    def load(self) -> Any:
+        from engine.controllers.loader import ControllerError, load_class, user_traceback
+
+        job = self.job
+        cls = load_class(job["source"], job["class_name"], self.filename)
+        try:
+            return cls(config=dict(job["config"])) if job["config"] else cls()
+        except Exception as exc:
+            raise ControllerError(
+                f"constructing {cls.__name__} failed:\n{user_traceback(exc, self.filename)}") from None
+
+    def episode(self, controller: Any, seed: int, qi: int) -> dict[str, Any]:
+        from engine.replay import Episode, shuffled_order
+
+        job, lim = self.job, self.job["limits"]
+        rq = job["questions"][qi]
+        ep = Episode(rq, shuffled_order(seed, rq.n_branches), job["mode"])
+        answer = self.guarded(lim["episode_seconds"], controller.solve, ep)
+        if answer is not None and not isinstance(answer, str):
+            raise _Report("type", detail=type(answer).__name__)
+        try:  # numpy integers are fine indices; anything else means the log was tampered with
+            actions = [a if type(a) is int else operator.index(a) for a in ep.actions]
+        except Exception as exc:
+            raise _Report("tampered", detail=f"{type(exc).__name__}: {exc}") from None
+        msg = {"k": "ep", "s": seed, "q": qi, "a": answer, "x": actions}
+        if job["traces"]:
+            trace = self.trace(controller)
+            if trace is not None:
+                msg["t"] = trace
+        return msg
+
+    def trace(self, controller: Any) -> str | None:
+        """The controller's own trace as JSON text, like evaluate.episode_trace; None if it keeps none."""
+        get = getattr(controller, "get_last_trace", None)
+        if not callable(get):
+            return None
+        seconds = self.job["limits"]["episode_seconds"]
+        trace = self.guarded(seconds, get)
+        if not isinstance(trace, list):
+            return None
+        text = self.guarded(seconds, json.dumps, trace, default=str)
+        if len(text) > self.job["limits"]["trace_bytes"]:
+            raise _Report("trace", detail=f"{len(text)} bytes")
+        return text
+
+
+def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
+    """Confine, load once, run this worker's share of the seeds, report each episode."""
+    import linecache
+
+    lim = job["limits"]
+    scratch = confine(job, index)
+    os.environ["HOME"] = os.environ["TMPDIR"] = scratch
+    # Tracebacks show the user's source lines even for "<controller>" or a file hidden from us.
+    source = job["source"]
+    linecache.cache[job["filename"]] = (len(source), None, source.splitlines(True), job["filename"])
+    sys.addaudithook(Guard(scratch, job["hidden"]))
+    output = CappedOutput(lim["output_bytes"])
+    sys.stdout = sys.stderr = output
+    runner = Runner(job, output)
+    controller = runner.guarded(lim["startup_seconds"], runner.load)
+    chan.send({"k": "loaded"})
+    n_q = len(job["questions"])
+    for seed in range(job["shuffles"])[index::count]:
+        for qi in range(n_q):
+            chan.send(runner.episode(controller, seed, qi))
+    chan.send({"k": "done"})
+
+
+def wait_for_job() -> tuple[str, int, int] | None:
+    """Import what every episode needs (while idle), then block until the parent sends a job."""
+    import ctypes  # noqa: F401 - trusted imports, before confinement
+    import linecache  # noqa: F401
+    import resource  # noqa: F401
+
+    from engine import replay  # noqa: F401
+    from engine.controllers import loader  # noqa: F401
+
+    line = sys.stdin.buffer.readline()  # EOF: the parent is gone or closed its pool of spares
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    if not line.strip():
+        return None
+    job_path, index, count = line.decode().split()
+    return job_path, int(index), int(count)
+
+
+def main(argv: list[str]) -> None:
+    fd = int(argv[1])
+    chan = None
+    try:
+        task = wait_for_job()
+        if task is None:
+            return
+        job_path, index, count = task
+        with open(job_path, "rb") as f:
+            job = pickle.load(f)
+        chan = Channel(fd, job["nonce"], max_frame(job["limits"]["trace_bytes"]))
+        run(job, index, count, chan)
+    except _Report as rep:
+        if chan is not None:
+            chan.send({"k": "err", "kind": rep.kind, "tb": rep.tb, "detail": rep.detail})
+    except BaseException:  # a bug of the worker itself: report it, never hang
+        text = traceback.format_exc()[-MAX_TEXT:]
+        try:
+            if chan is not None:
+                chan.send({"k": "err", "kind": "internal", "tb": "", "detail": text})
+        finally:
+            os.write(2, text.encode(errors="replace"))
+    finally:
+        os._exit(0)  # no atexit handlers or finalizers of user code
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # -I leaves the project off sys.path
+    main(sys.argv)
