@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,15 @@ class ControllerSpec:
             raise ControllerError(
                 f"constructing {cls.__name__} failed:\n{loader.user_traceback(exc, self.filename)}"
             ) from None
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How untrusted code runs: ``engine.sandbox.Limits``, a cancel event, extra paths to hide."""
+
+    limits: Any = None
+    cancel: threading.Event | None = None
+    hide: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -140,19 +150,23 @@ def evaluate(
     traces: bool = False,
     trusted: bool = False,
     episodes: bool = False,
+    limits: Any = None,
+    cancel: threading.Event | None = None,
 ) -> EvalResult:
     """Replay ``spec`` on ``dataset`` over ``shuffles`` seeds; served from ``store`` when cached.
 
-    User code (``spec.source``) runs in the sandbox unless ``trusted``. ``episodes`` adds
-    per-episode records to the result; ``traces`` also stores execution traces.
+    User code (``spec.source``) runs in the sandbox (``limits``: ``engine.sandbox.Limits``;
+    setting ``cancel`` stops it) unless ``trusted``. ``episodes`` adds per-episode records
+    to the result; ``traces`` also stores execution traces.
     """
     key = result_key(dataset, spec, shuffles, mode)
     if store is not None and not traces and not episodes:
         cached = store.get_result(key)
         if cached is not None:
             return _from_cache(cached, key)
+    sandbox = SandboxOptions(limits, cancel, (store.path,) if store is not None else ())
     result, outcomes = _compute(dataset, spec, key, shuffles=shuffles, mode=mode, progress=progress,
-                                traces=traces, trusted=trusted)
+                                traces=traces, trusted=trusted, sandbox=sandbox)
     if episodes:
         result.episodes = episode_records(dataset, outcomes)
     if store is not None:
@@ -171,6 +185,8 @@ def sweep(
     store: Any = None,
     progress: Progress | None = None,
     trusted: bool = False,
+    limits: Any = None,
+    cancel: threading.Event | None = None,
 ) -> list[EvalResult]:
     """Evaluate every (dataset, spec) pair, datasets outermost.
 
@@ -181,12 +197,13 @@ def sweep(
     pairs = [(ds, spec) for ds in datasets for spec in specs]
     keys = [result_key(ds, spec, shuffles, mode) for ds, spec in pairs]
     cached = store.get_results(keys) if store is not None else {}
+    sandbox = SandboxOptions(limits, cancel, (store.path,) if store is not None else ())
     results, pending = [], {}
     for i, ((ds, spec), key) in enumerate(zip(pairs, keys, strict=True), 1):
         if key in cached:
             results.append(_from_cache(cached[key], key))
         else:
-            result, _ = _compute(ds, spec, key, shuffles=shuffles, mode=mode, trusted=trusted)
+            result, _ = _compute(ds, spec, key, shuffles=shuffles, mode=mode, trusted=trusted, sandbox=sandbox)
             results.append(result)
             pending[key] = _result_row(ds, spec, result)
         if store is not None and (len(pending) >= SWEEP_WRITE_BATCH or i == len(pairs)) and pending:
@@ -200,12 +217,13 @@ def sweep(
 def _compute(
     dataset: Dataset, spec: ControllerSpec, key: str, *, shuffles: int, mode: str,
     progress: Progress | None = None, traces: bool = False, trusted: bool = False,
+    sandbox: SandboxOptions | None = None,
 ) -> tuple[EvalResult, Outcomes]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     start = time.perf_counter()
     outcomes = run_episodes(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
-                            traces=traces, trusted=trusted)
+                            traces=traces, trusted=trusted, sandbox=sandbox)
     result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
     result.key = key
     return result, outcomes
@@ -228,6 +246,7 @@ def _result_row(dataset: Dataset, spec: ControllerSpec, result: EvalResult) -> d
 def run_episodes(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
     progress: Progress | None = None, traces: bool = False, trusted: bool = False,
+    sandbox: SandboxOptions | None = None,
 ) -> Outcomes:
     """All episodes of an evaluation, through the fastest path that gives exact numbers."""
     if spec.is_builtin and not traces:
@@ -240,10 +259,11 @@ def run_episodes(
                 progress(shuffles, shuffles, "replayed (compiled kernel)")
             return fast
     if not spec.is_builtin and not trusted:
-        from engine import sandbox
+        from engine import sandbox as sandboxing
 
-        return sandbox.run_sandboxed(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
-                                     traces=traces)
+        opts = sandbox or SandboxOptions()
+        return sandboxing.run_sandboxed(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
+                                        traces=traces, limits=opts.limits, cancel=opts.cancel, hide=opts.hide)
     return run_python(dataset, spec.build(), shuffles=shuffles, mode=mode, progress=progress,
                       traces=traces, filename=spec.filename)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from engine.dataset import Dataset
+if TYPE_CHECKING:  # sandbox workers import this module and need no numpy
+    from engine.dataset import Dataset
 
 COMPAT = "compat"
 STRICT = "strict"

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from engine import sandbox_worker as protocol
+from engine.controllers import kernels
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.evaluate import ControllerSpec, Outcomes, Progress, action_events
@@ -183,6 +184,7 @@ class _Evaluation:
         self.dataset, self.spec, self.mode, self.traces = dataset, spec, mode, traces
         self.limits, self.progress, self.cancel = limits, progress, cancel
         self.questions: list[ReplayQuestion] = replay_questions(dataset)
+        self.grader = kernels.LogGrader(dataset, mode)
         self.shuffles, self.n_q = shuffles, len(self.questions)
         self.total = shuffles * self.n_q
         self.done = 0
@@ -347,19 +349,25 @@ class _Evaluation:
         if type(actions) is not list or not set(map(type, actions)) <= {int}:
             raise self._tampered(w, "an action log that is not a list of integers")
         rq = self.questions[qi]
-        try:
-            ep = replay_actions(rq, shuffled_order(seed, rq.n_branches), actions, self.mode)
-        except (InvalidAction, IndexError, TypeError, ValueError) as exc:
-            raise self._tampered(w, f"an action log that does not replay ({exc})") from None
+        costs = self.grader.costs(qi, seed, actions)
+        if costs is None:
+            raise self._tampered(w, f"an action log that does not replay ({self._refusal(rq, seed, actions)})")
         self.out.answers[seed][qi] = answer
-        self.out.total_tokens[seed, qi] = ep.total_tokens
-        self.out.sequential_tokens[seed, qi] = ep.sequential_tokens
-        self.out.n_actions[seed, qi] = len(ep.actions)
+        self.out.total_tokens[seed, qi], self.out.sequential_tokens[seed, qi] = costs
+        self.out.n_actions[seed, qi] = len(actions)
         if self.traces:
             self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
         w.pos += 1
         w.since = time.monotonic()
         self.done += 1
+
+    def _refusal(self, rq: ReplayQuestion, seed: int, actions: list[int]) -> str:
+        """Why the episode rules refuse a log, in engine.replay's own words."""
+        try:
+            replay_actions(rq, shuffled_order(seed, rq.n_branches), actions, self.mode)
+        except (InvalidAction, IndexError, TypeError, ValueError) as exc:
+            return str(exc)
+        return "refused by the compiled grader"
 
     def _trace(self, w: _Worker, text: Any, rq: ReplayQuestion, actions: list[int], seed: int) -> list:
         self.trace_total += len(text) if type(text) is str else 200 * len(actions)  # ~200 B per action event

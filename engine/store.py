@@ -30,6 +30,7 @@ seconds before ``StoreBusy`` is raised. Every write is one transaction: on error
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import zlib
@@ -156,6 +157,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             _migrate(con)
+        with contextlib.suppress(OSError):  # owner only: sandboxed controllers run as another uid
+            self.path.chmod(0o600)
 
     # -- datasets -----------------------------------------------------------------------------
 

@@ -466,3 +466,59 @@ def run(dataset: Dataset, name: str, knobs: dict, shuffles: int, mode: str = COM
         return None
     answers = [[arr.vocab[q][a] if a >= 0 else None for q, a in enumerate(row)] for row in codes.tolist()]
     return Outcomes(answers, total, seq, nact)
+
+
+# -- grading action logs (the sandbox's parent) -------------------------------------------
+@jit
+def replay_log(q, order, actions, probes, n_probes, tokens, final, pf, n, strict, k, c, spent, done):
+    """Costs of one episode's action log under ``engine.replay``'s rules: (total, sequential, ok).
+
+    ``ok`` is False at the first action those rules refuse; the caller then asks
+    ``engine.replay.replay_actions`` for the precise error.
+    """
+    _reset_branches(n, k, c, spent)
+    done[:n] = False
+    ep = np.zeros(2, np.int64)
+    opened = 0
+    for a in actions:
+        if a < 0:  # OPEN (-1) or READ (-2)
+            if opened >= n or a < -2:
+                return 0, 0, False
+            i = opened
+            opened += 1
+            b = order[i]
+            if a == -2:
+                k[i] = n_probes[q, b]
+                c[i] = tokens[q, b]
+                spent[i] = tokens[q, b]
+                ep[0] += tokens[q, b]
+                done[i] = True
+                continue
+        else:
+            i = a
+            if i >= n or i > opened or (strict and (i >= opened or done[i])):
+                return 0, 0, False
+            b = order[i]
+        _, f = advance(q, b, i, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+        if f:
+            done[i] = True
+    return ep[0], spent[:max(n, 1)].max(), True
+
+
+class LogGrader:
+    """Recomputes episode costs from action logs with the compiled rules (scratch reused)."""
+
+    def __init__(self, dataset: Dataset, mode: str = COMPAT):
+        self.arr = dataset.arrays
+        width = max(int(self.arr.n_branches.max(initial=1)), 1)
+        self.scratch = (np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64),
+                        np.zeros(width, np.bool_))
+        self.strict = mode != COMPAT
+
+    def costs(self, q: int, seed: int, actions: list[int]) -> tuple[int, int] | None:
+        """(total, sequential) tokens, or None when the log breaks the episode rules."""
+        arr, n = self.arr, int(self.arr.n_branches[q])
+        order = np.asarray(shuffled_order(seed, n), dtype=np.int32)
+        total, seq, ok = replay_log(q, order, np.asarray(actions, dtype=np.int64), arr.probes, arr.n_probes,
+                                    arr.tokens, arr.final, int(arr.probe_freq[q]), n, self.strict, *self.scratch)
+        return (int(total), int(seq)) if ok else None
