@@ -12,6 +12,7 @@ alone: that is how the sandbox's parent grades untrusted workers.
 
 from __future__ import annotations
 
+import operator
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -122,7 +123,10 @@ class Episode:
 
     def probe_more(self, index: int) -> tuple[str, bool]:
         """Advance branch ``index`` by one interval: (answer, is_finish)."""
-        self._check_advance(index)
+        if type(index) is not int:
+            index = operator.index(index)  # numpy ints are welcome, floats are a TypeError
+        if self._strict or not 0 <= index <= self.n_opened or index >= len(self._order):
+            self._refuse_advance(index)
         answer, finished = self._advance(index)
         self.actions.append(index)
         return answer, finished
@@ -173,9 +177,8 @@ class Episode:
         self.n_opened = i + 1
         return i
 
-    def _check_advance(self, index: int) -> None:
-        if type(index) is not int and not hasattr(index, "__index__"):
-            raise TypeError(f"probe_more({index!r}): branch index must be an int")
+    def _refuse_advance(self, index: int) -> None:
+        """Raise if the rules forbid advancing ``index`` (the hot path checks compat mode inline)."""
         opened = self.n_opened
         if self._strict:
             if not 0 <= index < opened:

@@ -184,7 +184,7 @@ class _Evaluation:
         self.dataset, self.spec, self.mode, self.traces = dataset, spec, mode, traces
         self.limits, self.progress, self.cancel = limits, progress, cancel
         self.questions: list[ReplayQuestion] = replay_questions(dataset)
-        self.grader = kernels.LogGrader(dataset, mode)
+        self.grader = kernels.LogGrader(dataset, shuffles, mode)
         self.shuffles, self.n_q = shuffles, len(self.questions)
         self.total = shuffles * self.n_q
         self.done = 0

@@ -135,3 +135,15 @@ def test_replay_questions_carry_no_gold_answer():
     (rq,) = replay_questions(ds)
     assert "GOLD-42" not in repr(rq)
     assert all("GOLD-42" not in str(getattr(rq, f)) for f in rq.__dataclass_fields__)
+
+
+def test_numpy_indices_are_accepted_and_logged_as_ints():
+    """probe_more accepts numpy integers (logged as plain ints); a float index is a TypeError."""
+    import numpy as np
+
+    ep = Episode(QUESTION, IDENTITY)
+    ep.probe_new()
+    ep.probe_more(np.int64(0))
+    assert ep.actions == [OPEN, 0] and all(type(a) is int for a in ep.actions)
+    with pytest.raises(TypeError):
+        ep.probe_more(0.0)

@@ -508,8 +508,9 @@ def replay_log(q, order, actions, probes, n_probes, tokens, final, pf, n, strict
 class LogGrader:
     """Recomputes episode costs from action logs with the compiled rules (scratch reused)."""
 
-    def __init__(self, dataset: Dataset, mode: str = COMPAT):
+    def __init__(self, dataset: Dataset, shuffles: int, mode: str = COMPAT):
         self.arr = dataset.arrays
+        self.orders = shuffle_orders(shuffles, tuple(int(n) for n in self.arr.n_branches))
         width = max(int(self.arr.n_branches.max(initial=1)), 1)
         self.scratch = (np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64),
                         np.zeros(width, np.bool_))
@@ -518,7 +519,6 @@ class LogGrader:
     def costs(self, q: int, seed: int, actions: list[int]) -> tuple[int, int] | None:
         """(total, sequential) tokens, or None when the log breaks the episode rules."""
         arr, n = self.arr, int(self.arr.n_branches[q])
-        order = np.asarray(shuffled_order(seed, n), dtype=np.int32)
-        total, seq, ok = replay_log(q, order, np.asarray(actions, dtype=np.int64), arr.probes, arr.n_probes,
+        total, seq, ok = replay_log(q, self.orders[seed, q], np.array(actions, np.int64), arr.probes, arr.n_probes,
                                     arr.tokens, arr.final, int(arr.probe_freq[q]), n, self.strict, *self.scratch)
         return (int(total), int(seq)) if ok else None
