@@ -5,7 +5,9 @@ Thin on purpose: widgets -> engine calls -> figures from ``engine.plots``. Run w
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must never fetch prices at import
 
@@ -43,13 +45,20 @@ def main() -> None:
     st.caption("Replay pre-collected reasoning branches to compare test-time-scaling controllers: "
                "accuracy against tokens, on a laptop, without a GPU or an API key.")
     try:
-        store = Store()
+        store = Store(db_argument(sys.argv[1:]))
         infos = ensure_datasets(store)
         if infos:
             show_datasets(infos)
             evaluation_section(store, infos)
     except USER_ERRORS as exc:
         st.error(f"{type(exc).__name__}: {exc}")
+
+
+def db_argument(argv: list[str]) -> str | None:
+    """`streamlit run app.py -- --db FILE` picks the store as the CLI's --db does (else TTSLAB_DB)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    return parser.parse_known_args(argv)[0].db
 
 
 def ensure_datasets(store: Store) -> list[DatasetInfo]:

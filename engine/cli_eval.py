@@ -22,12 +22,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
     ev = sub.add_parser("eval", help="evaluate one controller on one dataset")
     _controller_args(ev)
     ev.add_argument("--beta", type=float, help="beta in [0, 1] (goes into the controller's config)")
+    ev.add_argument("--traces", action="store_true", help="store every episode's execution trace (see `trace`)")
+    tr = sub.add_parser("trace", help="print the stored execution trace of one episode as JSON")
+    tr.add_argument("key", help="the result key an `eval --traces --json` printed")
+    tr.add_argument("--question", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0)
     sw = sub.add_parser("sweep", help="evaluate a controller over betas or budgets")
     _controller_args(sw)
     grid = sw.add_mutually_exclusive_group()
     grid.add_argument("--betas", type=_beta_range, help="START:STOP:STEP, e.g. 0:1:0.1")
     grid.add_argument("--budgets", type=_int_list, help="comma list, e.g. 1,4,8,16,32,64")
-    return {"eval": run_eval, "sweep": run_sweep}
+    return {"eval": run_eval, "sweep": run_sweep, "trace": run_trace}
 
 
 def _controller_args(p: argparse.ArgumentParser) -> None:
@@ -90,8 +95,9 @@ def _spec(args: argparse.Namespace, extra: dict[str, Any]) -> ControllerSpec:
 
 def _run(args: argparse.Namespace, store: Any, extra: dict[str, Any]) -> EvalResult:
     dataset = store.load_dataset(args.dataset)
+    traces = getattr(args, "traces", False)
     return evaluate(dataset, _spec(args, extra), shuffles=args.shuffles, mode=args.mode,
-                    store=None if args.no_cache else store, trusted=args.trusted)
+                    store=store if traces or not args.no_cache else None, trusted=args.trusted, traces=traces)
 
 
 def run_eval(args: argparse.Namespace, store: Any) -> int:
@@ -107,6 +113,16 @@ def run_eval(args: argparse.Namespace, store: Any) -> int:
         print(f"avg total tokens      {result.avg_total_tokens:,.1f}")
         print(f"avg sequential tokens {result.avg_sequential_tokens:,.1f}")
         print(f"seconds               {result.seconds:.3f}{'   (from cache)' if result.cached else ''}")
+        if args.traces:
+            print(f"traces stored; show one with: python -m engine trace {result.key} --question 0 --seed 0")
+    return 0
+
+
+def run_trace(args: argparse.Namespace, store: Any) -> int:
+    found = store.get_traces(args.key, q_idx=args.question, seed=args.seed)
+    if not found:
+        raise ValueError(f"no trace stored for result {args.key}, question {args.question}, seed {args.seed}")
+    print(json.dumps(found[0][2], indent=1))
     return 0
 
 

@@ -72,6 +72,15 @@ def test_second_run_uses_the_store_without_importing_again(one_dataset):
     assert list(at.dataframe[0].value["dataset"]) == [DATASET]
 
 
+def test_db_argument_overrides_ttslab_db(one_dataset, tmp_path, monkeypatch):
+    """`streamlit run app.py -- --db FILE` uses FILE, as the CLI's --db does, not $TTSLAB_DB."""
+    chosen = tmp_path / "chosen.duckdb"
+    monkeypatch.setattr("sys.argv", ["app.py", "--db", str(chosen)])
+    run_app()
+    assert chosen.exists()
+    assert not (tmp_path / "ttslab.duckdb").exists()
+
+
 def test_beta_controller_accuracy_matches_engine_evaluate(one_dataset):
     """CMC at a chosen beta shows the same accuracy, tokens and plot as engine.evaluate for that config."""
     at = run_app()

@@ -93,3 +93,16 @@ def test_sweep_table_lists_every_default_point(db: Path) -> None:
     done = cli("sweep", "--dataset", "Qwen3-0.6B/aime24", "--controller", "sc", db=db)
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == [f"k={k}" for k in (1, 4, 8, 16, 32, 64)]
+
+
+def test_traces_are_stored_and_printed_per_episode(db: Path) -> None:
+    """eval --traces stores each episode's trace; `trace KEY` prints one in the reference event shape."""
+    done = cli("eval", "--dataset", "Qwen3-8B/aime24", "--controller-file", EXAMPLE, "--beta", "0.5",
+               "--shuffles", "2", "--traces", "--json", "--trusted", db=db)
+    assert done.returncode == 0, done.stderr
+    key = json.loads(done.stdout)["key"]
+    shown = cli("trace", key, "--question", "3", "--seed", "1", db=db)
+    events = json.loads(shown.stdout)
+    assert events and {"event", "input", "output", "state", "decision"} <= set(events[0])
+    missing = cli("trace", key, "--question", "3", "--seed", "7", db=db)
+    assert missing.returncode == 2 and "no trace stored" in missing.stderr
