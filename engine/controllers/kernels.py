@@ -87,6 +87,22 @@ def majority_of(codes, n, pool, counts, first, touched):
     return pool[P_WIN]
 
 
+@jit
+def _vote_scratch(n_vocab, width):
+    """counts, first-seen order, touched codes and pool state for one running vote."""
+    pool = np.zeros(6, np.int64)
+    pool[P_WIN] = -1
+    return np.zeros(n_vocab, np.int64), np.zeros(n_vocab, np.int64), np.zeros(width + 1, np.int64), pool
+
+
+@jit
+def _outputs(n_s, n_q):
+    """Per-episode answer codes, total and sequential tokens, action counts, past-pool flags."""
+    shape = (n_s, n_q)
+    return (np.full(shape, -1, np.int32), np.zeros(shape, np.int64), np.zeros(shape, np.int64),
+            np.zeros(shape, np.int64), np.zeros(shape, np.bool_))
+
+
 # -- episode environment ------------------------------------------------------------
 @jit
 def advance(q, b, i, probes, n_probes, tokens, final, pf, k, c, spent, ep):
@@ -120,15 +136,8 @@ def _reset_branches(n, k, c, spent):
 def read_baselines(kind, budget, param, threshold, conf, final, tokens, n_branches, orders, n_vocab):
     """kind 0 = SC@budget, 1 = ASC(max_samples=budget, threshold), 2 = ESC(budget, window=param)."""
     n_s, n_q = orders.shape[0], orders.shape[1]
-    ans = np.full((n_s, n_q), -1, np.int32)
-    total = np.zeros((n_s, n_q), np.int64)
-    seq = np.zeros((n_s, n_q), np.int64)
-    nact = np.zeros((n_s, n_q), np.int64)
-    past = np.zeros((n_s, n_q), np.bool_)
-    counts = np.zeros(n_vocab, np.int64)
-    first = np.zeros(n_vocab, np.int64)
-    touched = np.zeros(orders.shape[2] + 1, np.int64)
-    pool = np.zeros(6, np.int64)
+    ans, total, seq, nact, past = _outputs(n_s, n_q)
+    counts, first, touched, pool = _vote_scratch(n_vocab, orders.shape[2])
     for s in range(n_s):
         for q in range(n_q):
             pool_reset(pool, counts, touched)
@@ -180,25 +189,15 @@ def read_baselines(kind, budget, param, threshold, conf, final, tokens, n_branch
 def parallel_probe(num_chains, T, patience, warm_up, burst, max_steps,
                    probes, n_probes, tokens, final, probe_freq, n_branches, orders, n_vocab):
     n_s, n_q, width = orders.shape
-    ans = np.full((n_s, n_q), -1, np.int32)
-    total = np.zeros((n_s, n_q), np.int64)
-    seq = np.zeros((n_s, n_q), np.int64)
-    nact = np.zeros((n_s, n_q), np.int64)
-    past = np.zeros((n_s, n_q), np.bool_)
+    ans, total, seq, nact, past = _outputs(n_s, n_q)
     for s in numba.prange(n_s):
-        k = np.zeros(width, np.int64)
-        c = np.zeros(width, np.int64)
-        spent = np.zeros(width, np.int64)
+        k, c, spent = np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64)
         last = np.zeros(width, np.int64)
         fin = np.zeros(width, np.bool_)
         pruned = np.zeros(width, np.bool_)
         off = np.zeros(width, np.int64)
         act = np.zeros(width, np.int64)
-        counts = np.zeros(n_vocab, np.int64)
-        first = np.zeros(n_vocab, np.int64)
-        touched = np.zeros(width + 1, np.int64)
-        pool = np.zeros(6, np.int64)
-        pool[P_WIN] = -1
+        counts, first, touched, pool = _vote_scratch(n_vocab, width)
         ep = np.zeros(2, np.int64)
         for q in range(n_q):
             n = n_branches[q]
@@ -344,23 +343,13 @@ def cmc(kn_int, kn_float, conf, probes, n_probes, tokens, final, probe_freq, n_b
     alpha, thresh, slack, trend = kn_float
     cap = min(max_use, max_branches)
     n_s, n_q, width = orders.shape
-    ans = np.full((n_s, n_q), -1, np.int32)
-    total = np.zeros((n_s, n_q), np.int64)
-    seq = np.zeros((n_s, n_q), np.int64)
-    nact = np.zeros((n_s, n_q), np.int64)
-    past = np.zeros((n_s, n_q), np.bool_)
+    ans, total, seq, nact, past = _outputs(n_s, n_q)
     for s in numba.prange(n_s):
-        k = np.zeros(width, np.int64)
-        c = np.zeros(width, np.int64)
-        spent = np.zeros(width, np.int64)
+        k, c, spent = np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64)
         br = np.zeros((5, width), np.int64)
         order_buf = np.zeros(width, np.int64)
         hist = np.zeros(max(t_ema, 1), np.float64)
-        counts = np.zeros(n_vocab, np.int64)
-        first = np.zeros(n_vocab, np.int64)
-        touched = np.zeros(width + 1, np.int64)
-        pool = np.zeros(6, np.int64)
-        pool[P_WIN] = -1
+        counts, first, touched, pool = _vote_scratch(n_vocab, width)
         ep = np.zeros(3, np.int64)  # total tokens, actions, branches open
         for q in range(n_q):
             n = n_branches[q]
