@@ -465,7 +465,8 @@ class Probe(LLMDesignedMethod):
     assert seen["repo"].startswith("OSError: [Errno 30] Read-only file system")
     assert seen["fork"].startswith("BlockingIOError")  # RLIMIT_NPROC=0 for uid nobody
     assert seen["net"].startswith("OSError: [Errno 101] Network is unreachable")
-    assert seen["data"] == "[]"
+    # hidden behind an empty mount, or gone altogether when it lies under the private /tmp
+    assert seen["data"] == "[]" or seen["data"].startswith("FileNotFoundError"), seen["data"]
     assert seen["procs"] == "['1']"
     assert seen["uid"] == "65534"
     assert not any(k in seen["env"] for k in ("TTSLAB", "KEY", "TOKEN", "SECRET"))
