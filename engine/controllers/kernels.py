@@ -14,6 +14,7 @@ Python path for the precise error.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numba
@@ -26,6 +27,9 @@ from engine.replay import COMPAT, shuffled_order
 jit = numba.njit(cache=True, nogil=True)
 # Episode batches spread their shuffles over all cores (scratch arrays are per shuffle).
 parallel_jit = numba.njit(cache=True, nogil=True, parallel=True)
+# Numba's fallback threading layer (workqueue) aborts the process on concurrent parallel launches,
+# and a Streamlit server runs sessions in threads: parallel kernels run one at a time.
+PARALLEL_LOCK = threading.Lock()
 
 # Pool state slots (an int64 array, so kernels can pass it around cheaply).
 P_N, P_WIN, P_TOP1, P_TOP2, P_SEEN, P_TOUCHED = range(6)
@@ -439,15 +443,17 @@ def run(dataset: Dataset, name: str, knobs: dict, shuffles: int, mode: str = COM
                              float(knobs.get("threshold", 0.0)), conf, arr.final, arr.tokens,
                              arr.n_branches, orders, n_vocab)
     elif name == "parallel_probe":
-        raw = parallel_probe(*(int(knobs[x]) for x in ("num_chains", "T", "prune_patience", "warm_up",
-                                                       "probe_burst", "max_steps")),
-                             arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq,
-                             arr.n_branches, orders, n_vocab)
+        with PARALLEL_LOCK:
+            raw = parallel_probe(*(int(knobs[x]) for x in ("num_chains", "T", "prune_patience", "warm_up",
+                                                           "probe_burst", "max_steps")),
+                                 arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq,
+                                 arr.n_branches, orders, n_vocab)
     elif name == "cmc":
-        raw = cmc(np.array([int(knobs[x]) for x in CMC_INT_KNOBS], np.int64),
-                  np.array([float(knobs[x]) for x in CMC_FLOAT_KNOBS], np.float64), conf,
-                  arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq, arr.n_branches,
-                  orders, n_vocab, cmc_module.MAX_ROUNDS, cmc_module.MAX_BRANCHES)
+        with PARALLEL_LOCK:
+            raw = cmc(np.array([int(knobs[x]) for x in CMC_INT_KNOBS], np.int64),
+                      np.array([float(knobs[x]) for x in CMC_FLOAT_KNOBS], np.float64), conf,
+                      arr.probes, arr.n_probes, arr.tokens, arr.final, arr.probe_freq, arr.n_branches,
+                      orders, n_vocab, cmc_module.MAX_ROUNDS, cmc_module.MAX_BRANCHES)
     else:
         return None
     codes, total, seq, nact, past = raw

@@ -65,3 +65,24 @@ def test_log_grader_equals_episode_replay_on_real_and_broken_logs(real_dataset):
                     except Exception:
                         expected = None
                     assert grader.costs(qi, seed, log) == expected, (mode, name, config, log[-3:])
+
+
+def test_concurrent_evaluations_from_threads_agree_with_serial_ones(real_dataset):
+    """Two app users at once (Streamlit runs sessions in threads) get the same figures as one at a time."""
+    import threading
+
+    ds = real_dataset("Qwen3-4B/hmmt25")
+    jobs = [("cmc", {"beta": 0.5}), ("parallel_probe", {"num_chains": 32}), ("cmc", {"beta": 1.0}), ("sc", {"k": 8})]
+    knobs = [ControllerSpec.builtin(n, c).build().knobs for n, c in jobs]
+    serial = [kernels.run(ds, n, k, 20).total_tokens.tolist() for (n, _), k in zip(jobs, knobs, strict=True)]
+    seen: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        seen[i] = kernels.run(ds, jobs[i % 4][0], knobs[i % 4], 20).total_tokens.tolist()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [seen[i] for i in range(8)] == serial * 2
