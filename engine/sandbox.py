@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it owns nothing
+GRADE_BATCH = 256  # episodes whose costs the parent recomputes in one compiled call
 KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
 UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
 WORKER_FILE = Path(protocol.__file__).resolve()
@@ -170,7 +171,8 @@ class _Worker:
     proc: _Proc
     started: float
     buf: bytearray = field(default_factory=bytearray)
-    pos: int = 0  # episodes graded so far
+    pos: int = 0  # episodes received so far
+    ungraded: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (question, seed, actions)
     since: float = 0.0  # when the current episode began (last frame)
     loaded: bool = False
     finished: bool = False
@@ -330,6 +332,7 @@ class _Evaluation:
         elif kind == "err":
             raise self._reported(w, msg)
         elif kind == "done" and w.loaded and w.pos == len(w.seeds) * self.n_q:
+            self._grade_costs(w)
             w.finished = True
             self.sel.unregister(w.proc.fd)
         else:
@@ -349,17 +352,27 @@ class _Evaluation:
         if type(actions) is not list or not set(map(type, actions)) <= {int}:
             raise self._tampered(w, "an action log that is not a list of integers")
         rq = self.questions[qi]
-        costs = self.grader.costs(qi, seed, actions)
-        if costs is None:
-            raise self._tampered(w, f"an action log that does not replay ({self._refusal(rq, seed, actions)})")
         self.out.answers[seed][qi] = answer
-        self.out.total_tokens[seed, qi], self.out.sequential_tokens[seed, qi] = costs
         self.out.n_actions[seed, qi] = len(actions)
+        w.ungraded.append((qi, seed, actions))
+        if len(w.ungraded) >= GRADE_BATCH:
+            self._grade_costs(w)
         if self.traces:
             self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
         w.pos += 1
         w.since = time.monotonic()
         self.done += 1
+
+    def _grade_costs(self, w: _Worker) -> None:
+        """Token costs of the worker's received episodes, recomputed from their action logs in one batch."""
+        for (qi, seed, actions), costs in zip(w.ungraded, self.grader.costs_many(w.ungraded), strict=True):
+            if costs is None:
+                why = self._refusal(self.questions[qi], seed, actions)
+                raise SandboxError(f"the sandbox's result channel received an action log that does not replay "
+                                   f"({why}) at question {qi}, shuffle {seed}; the controller may have written "
+                                   "to it, so the evaluation is void", "protocol", qi, seed)
+            self.out.total_tokens[seed, qi], self.out.sequential_tokens[seed, qi] = costs
+        w.ungraded.clear()
 
     def _refusal(self, rq: ReplayQuestion, seed: int, actions: list[int]) -> str:
         """Why the episode rules refuse a log, in engine.replay's own words."""

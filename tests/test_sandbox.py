@@ -507,3 +507,17 @@ def test_spares_are_single_use_and_released_on_close(runs: Path) -> None:
     assert all(not Path(f"/proc/{pid}").exists() for pid in before)
     sandbox.SPARES.close()
     assert sandbox.SPARES.pids() == [] and leftover_processes() == []
+
+
+def test_an_action_log_edited_to_hide_costs_is_refused_with_its_episode(runs: Path) -> None:
+    """A log that the episode rules refuse (here: advancing a branch never opened) voids the run and names
+    the episode; the parent's batch grading does not let it through."""
+    source = ("class Editor(LLMDesignedMethod):\n    def solve(self, question):\n"
+              "        answer, index, finished = question.probe_new()\n"
+              "        if question.n_opened and len(question.actions) == 1:\n"
+              "            question.actions.append(90)\n        return answer\n")
+    started = time.monotonic()
+    with pytest.raises(SandboxError, match=r"does not replay \(probe_more\(90\).*\) at question 0, shuffle 0") as info:
+        run_sandboxed(real(3), ControllerSpec.from_source(source), shuffles=2, limits=FAST)
+    assert info.value.kind == "protocol"
+    assert_contained(runs, started)

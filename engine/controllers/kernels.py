@@ -14,6 +14,7 @@ Python path for the precise error.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from functools import lru_cache
 
@@ -500,6 +501,22 @@ def replay_log(q, order, actions, probes, n_probes, tokens, final, pf, n, strict
     return ep[0], spent[:max(n, 1)].max(), True
 
 
+@jit
+def replay_logs(qs, seeds, flat, offsets, orders, probes, n_probes, tokens, final, probe_freq, n_branches,
+                strict, k, c, spent, done):
+    """``replay_log`` for many episodes: episode i's actions are flat[offsets[i]:offsets[i+1]]."""
+    m = len(qs)
+    total = np.zeros(m, np.int64)
+    seq = np.zeros(m, np.int64)
+    ok = np.zeros(m, np.bool_)
+    for i in range(m):
+        q = qs[i]
+        total[i], seq[i], ok[i] = replay_log(q, orders[seeds[i], q], flat[offsets[i]:offsets[i + 1]], probes,
+                                             n_probes, tokens, final, probe_freq[q], n_branches[q], strict,
+                                             k, c, spent, done)
+    return total, seq, ok
+
+
 class LogGrader:
     """Recomputes episode costs from action logs with the compiled rules (scratch reused)."""
 
@@ -513,7 +530,17 @@ class LogGrader:
 
     def costs(self, q: int, seed: int, actions: list[int]) -> tuple[int, int] | None:
         """(total, sequential) tokens, or None when the log breaks the episode rules."""
-        arr, n = self.arr, int(self.arr.n_branches[q])
-        total, seq, ok = replay_log(q, self.orders[seed, q], np.array(actions, np.int64), arr.probes, arr.n_probes,
-                                    arr.tokens, arr.final, int(arr.probe_freq[q]), n, self.strict, *self.scratch)
-        return (int(total), int(seq)) if ok else None
+        return self.costs_many([(q, seed, actions)])[0]
+
+    def costs_many(self, episodes: list[tuple[int, int, list[int]]]) -> list[tuple[int, int] | None]:
+        """``costs`` of many (question, seed, actions) episodes in one compiled call."""
+        arr = self.arr
+        lengths = [len(a) for _, _, a in episodes]
+        offsets = np.zeros(len(episodes) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter(itertools.chain.from_iterable(a for _, _, a in episodes), np.int64, int(offsets[-1]))
+        qs = np.array([q for q, _, _ in episodes], np.int64)
+        seeds = np.array([s for _, s, _ in episodes], np.int64)
+        total, seq, ok = replay_logs(qs, seeds, flat, offsets, self.orders, arr.probes, arr.n_probes, arr.tokens,
+                                     arr.final, arr.probe_freq, arr.n_branches, self.strict, *self.scratch)
+        return [(int(t), int(s)) if good else None for t, s, good in zip(total, seq, ok, strict=True)]
