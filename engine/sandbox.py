@@ -325,8 +325,11 @@ class _Evaluation:
         if not isinstance(msg, dict) or msg.get("n") != self.nonce:
             raise self._tampered(w, "a frame without the session key")
         kind = msg.get("k")
-        if kind == "ep" and w.loaded:
-            self._grade(w, msg)
+        if kind == "eps" and w.loaded and isinstance(msg.get("e"), list):
+            for episode in msg["e"]:
+                if not isinstance(episode, dict):
+                    raise self._tampered(w, "an episode report that is not an object")
+                self._grade(w, episode)
         elif kind == "loaded" and not w.loaded:
             w.loaded, w.since = True, time.monotonic()
         elif kind == "err":

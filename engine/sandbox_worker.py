@@ -20,12 +20,15 @@ import pickle
 import signal
 import struct
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 HEADER = struct.Struct(">I")  # frame = 4-byte big-endian length + UTF-8 JSON object
 FRAME_SLACK = 16 << 20  # room in a frame for the answer and the action log, beside the trace
+BATCH_EPISODES = 64  # episode reports per frame at most
+BATCH_SECONDS = 0.02  # and none waits longer than this to be sent
 NAMESPACES, NO_NAMESPACES = "namespaces", "none"
 SCRATCH_IN_NAMESPACE = "/tmp/ttslab-scratch"  # on the worker's private /tmp tmpfs
 PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: replaced by tmpfs
@@ -109,12 +112,37 @@ class CappedOutput:
 
 # -- the result channel -------------------------------------------------------------------------
 class Channel:
-    """Writes frames to the private pipe; limit signals are held back while a frame is written."""
+    """Writes frames to the private pipe; limit signals are held back while a frame is written.
+
+    Episode reports are sent in batches (``{"k": "eps", "e": [...]}``) of at most ``BATCH_EPISODES``
+    and at most ``BATCH_SECONDS`` old, so the parent decodes far fewer frames; any other message
+    flushes the batch first, so the parent always knows which episode a failure belongs to.
+    """
 
     def __init__(self, fd: int, nonce: str, limit: int):
         self.fd, self.nonce, self.limit = fd, nonce, limit
+        self.batch: list[dict[str, Any]] = []
+        self.batch_actions = 0
+        self.flushed = time.monotonic()
+
+    def episode(self, msg: dict[str, Any]) -> None:
+        self.batch.append(msg)
+        self.batch_actions += len(msg["x"])
+        full = len(self.batch) >= BATCH_EPISODES or self.batch_actions * 8 > self.limit // 2 or "t" in msg
+        if full or time.monotonic() - self.flushed >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            batch, self.batch, self.batch_actions = self.batch, [], 0
+            self._write({"k": "eps", "e": batch})
+        self.flushed = time.monotonic()
 
     def send(self, msg: dict[str, Any]) -> None:
+        self.flush()
+        self._write(msg)
+
+    def _write(self, msg: dict[str, Any]) -> None:
         msg["n"] = self.nonce
         data = json.dumps(msg, separators=(",", ":")).encode()
         if len(data) > self.limit:
@@ -407,7 +435,7 @@ class Runner:
             actions = [a if type(a) is int else operator.index(a) for a in ep.actions]
         except Exception as exc:
             raise _Report("tampered", detail=f"{type(exc).__name__}: {exc}") from None
-        msg = {"k": "ep", "s": seed, "q": qi, "a": answer, "x": actions}
+        msg = {"s": seed, "q": qi, "a": answer, "x": actions}
         if job["traces"]:
             trace = self.trace(controller)
             if trace is not None:
@@ -448,7 +476,7 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     n_q = len(job["questions"])
     for seed in range(job["shuffles"])[index::count]:
         for qi in range(n_q):
-            chan.send(runner.episode(controller, seed, qi))
+            chan.episode(runner.episode(controller, seed, qi))
     chan.send({"k": "done"})
 
 
