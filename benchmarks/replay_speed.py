@@ -33,13 +33,15 @@ REFERENCE_SECONDS = {"sc64": 0.42, "esc64": 1.0, "asc64": 2.8, "cmc_beta0.5": 7.
                      "parallel_probe64": 18.8}
 TARGET_SECONDS = {"sc64": 0.05, "esc64": 0.05, "asc64": 0.05, "cmc_beta0.5": 0.25, "cmc_beta1.0": 0.25,
                   "parallel_probe64": 0.25}
+PAUSE = 0.5  # seconds between timed runs of controller files
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
 
 
-def timed(fn, repeat: int = 3) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs."""
+def timed(fn, repeat: int = 3, pause: float = 0.0) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, ``pause`` seconds apart."""
     times = []
     for _ in range(repeat):
+        time.sleep(pause)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -79,12 +81,13 @@ def file_controller_section(ds) -> None:
                               (EXAMPLES / "cmc_reference_style.py", {"beta": 0.5}, REFERENCE_SECONDS["cmc_beta0.5"])):
         spec = ControllerSpec.from_source(file.read_text(), None, config, str(file))
         env = timed(lambda: replay_logs(ds, spec))  # noqa: B023
-        single = timed(lambda: run_python(ds, spec.build(), shuffles=SHUFFLES), repeat=1)  # noqa: B023
-        evaluate(ds, spec, shuffles=1)  # start the sandbox's spare workers once
-        sandboxed = timed(lambda: evaluate(ds, spec, shuffles=SHUFFLES))  # noqa: B023
+        single = timed(lambda: run_python(ds, spec.build(), shuffles=SHUFFLES), pause=PAUSE)  # noqa: B023
+        sandboxed = timed(lambda: evaluate(ds, spec, shuffles=SHUFFLES), repeat=4, pause=PAUSE)  # noqa: B023
         print(f"{file.name:28}{env:11.3f}{single:10.3f}{ref:12.2f}{ref / single:8.1f}x{sandboxed:28.3f}"
               f"{sandboxed / single:15.2f}x")
     print("env-only: the episode environment alone, re-applying the controller's recorded actions.")
+    print(f"Runs are {PAUSE} s apart, as interactive evaluations are: the sandbox's spare workers (started after "
+          "each evaluation) are then ready; its first run in a process starts them.")
 
 
 def replay_logs(ds, spec: ControllerSpec) -> None:
