@@ -96,7 +96,8 @@ def _spec(args: argparse.Namespace, extra: dict[str, Any]) -> ControllerSpec:
 def _run(args: argparse.Namespace, store: Any, extra: dict[str, Any]) -> EvalResult:
     dataset = store.load_dataset(args.dataset)
     traces = getattr(args, "traces", False)
-    return evaluate(dataset, _spec(args, extra), shuffles=args.shuffles, mode=args.mode,
+    progress = _print_progress if sys.stderr.isatty() and not args.json else None
+    return evaluate(dataset, _spec(args, extra), shuffles=args.shuffles, mode=args.mode, progress=progress,
                     store=store if traces or not args.no_cache else None, trusted=args.trusted, traces=traces)
 
 
