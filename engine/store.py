@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -155,7 +156,7 @@ class Store:
         self.path = Path(path) if path is not None else default_db()
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
+        with _write_lock(self.path), self._connect() as con:
             _migrate(con)
         with contextlib.suppress(OSError):  # owner only: sandboxed controllers run as another uid
             self.path.chmod(0o600)
@@ -175,7 +176,7 @@ class Store:
             datasets.append(load_autotts_file(file))
             _report(progress, i, total, f"read {file}")
         reports = []
-        with self._connect() as con, _transaction(con):
+        with self._writing() as con:
             for i, dataset in enumerate(datasets, len(files) + 1):
                 reports.append(_write_dataset(con, dataset, replace))
                 _report(progress, i, total, f"{reports[-1].status} {dataset.name}")
@@ -183,7 +184,7 @@ class Store:
 
     def import_dataset(self, dataset: Dataset, *, replace: bool = False) -> ImportReport:
         """Store ``dataset``; same content is a no-op, other content under its name needs ``replace``."""
-        with self._connect() as con, _transaction(con):
+        with self._writing() as con:
             return _write_dataset(con, dataset, replace)
 
     def list_datasets(self) -> list[DatasetInfo]:
@@ -215,7 +216,7 @@ class Store:
 
     def delete_dataset(self, name: str) -> None:
         """Remove a dataset's rows (results stay: they are keyed by content hash)."""
-        with self._connect() as con, _transaction(con):
+        with self._writing() as con:
             _require_dataset(con, name)
             _delete_rows(con, name)
 
@@ -260,7 +261,7 @@ class Store:
         """Insert or overwrite several results in one transaction."""
         records = [self._result_record(key, row) for key, row in rows.items()]
         placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
-        with self._connect() as con, _transaction(con):
+        with self._writing() as con:
             con.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES ({placeholders})",
                             records)
 
@@ -281,7 +282,7 @@ class Store:
             "seed": pa.array([t[1] for t in traces], pa.int32()),
             "events": pa.array([zlib.compress(json.dumps(t[2]).encode()) for t in traces], pa.binary()),
         })
-        with self._connect() as con, _transaction(con):
+        with self._writing() as con:
             con.register("new_traces", table)
             con.execute("DELETE FROM traces t WHERE result_key = ? AND EXISTS "
                         "(SELECT 1 FROM new_traces n WHERE n.q_idx = t.q_idx AND n.seed = t.seed)", [key])
@@ -309,6 +310,16 @@ class Store:
         finally:
             con.close()
 
+    @contextmanager
+    def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction, for one writer of this process at a time.
+
+        DuckDB's optimistic concurrency makes two threads writing the same row (two app users
+        caching the same result) fail; they queue here instead.
+        """
+        with _write_lock(self.path), self._connect() as con, _transaction(con):
+            yield con
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.02
@@ -323,6 +334,17 @@ class Store:
                                     f"{self.busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
+
+
+_WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """The process-wide lock of one database file."""
+    key = path.resolve()
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -275,3 +275,28 @@ def test_busy_database_is_retried_until_free(tmp_db: Path) -> None:
         assert store.list_datasets() == []
     finally:
         holder.wait()
+
+
+def test_concurrent_writers_in_one_process_all_succeed(tmp_db: Path) -> None:
+    """Two app users caching results at once (threads, even the same key) both succeed; none is lost."""
+    import threading
+
+    store = Store(tmp_db)
+    errors: list[str] = []
+
+    def writer(i: int) -> None:
+        try:
+            for j in range(20):
+                store.put_result("same", {**RESULT_ROW, "metrics": {"accuracy": float(i)}})
+                store.put_result(f"k{i}-{j}", RESULT_ROW)
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.get_results([f"k{i}-{j}" for i in range(6) for j in range(20)])) == 120
+    assert store.get_result("same")["metrics"]["accuracy"] in {float(i) for i in range(6)}
