@@ -190,6 +190,66 @@ def read_baselines(kind, budget, param, threshold, conf, final, tokens, n_branch
 
 
 # -- Parallel-Probe --------------------------------------------------------------------
+@jit
+def _pp_active(m, pruned, last, act):
+    """Latest answers of the chains not pruned, in opening order, into ``act``; their count."""
+    na = 0
+    for j in range(m):
+        if not pruned[j]:
+            act[na] = last[j]
+            na += 1
+    return na
+
+
+@jit
+def _pp_prune(m, pruned, fin, last, off, winner, patience):
+    """Count off-track steps of unfinished chains, prune the persistent dissenters; True if any."""
+    for j in range(m):
+        if not pruned[j] and not fin[j]:
+            off[j] = off[j] + 1 if last[j] != winner else 0
+    any_pruned = False
+    for j in range(m):
+        if not pruned[j] and not fin[j] and off[j] >= patience:
+            pruned[j] = True
+            any_pruned = True
+    return any_pruned
+
+
+@jit
+def _pp_steps(s, q, m, T, patience, warm_up, burst, max_steps, orders, probes, n_probes, tokens, final, pf,
+              k, c, spent, ep, last, fin, pruned, off, act, pool, counts, first, touched):
+    """The step loop of one episode with ``m`` chains open; returns the answer code."""
+    stable, prev = 0, -1
+    for step in range(max_steps):
+        for j in range(m):
+            if not pruned[j] and not fin[j]:
+                for _r in range(burst):
+                    last[j], fin[j] = advance(q, orders[s, q, j], j, probes, n_probes, tokens, final, pf,
+                                              k, c, spent, ep)
+                    if fin[j]:
+                        break
+        na = _pp_active(m, pruned, last, act)
+        if na == 0:
+            break
+        winner = majority_of(act, na, pool, counts, first, touched)
+        if step >= warm_up and na > 1 and _pp_prune(m, pruned, fin, last, off, winner, patience):
+            na = _pp_active(m, pruned, last, act)
+            if na == 0:
+                break
+            winner = majority_of(act, na, pool, counts, first, touched)
+        stable = stable + 1 if winner == prev else 0
+        prev = winner
+        if stable >= T:
+            break
+        all_done = True
+        for j in range(m):
+            if not fin[j] and not pruned[j]:
+                all_done = False
+        if all_done:
+            break
+    return prev
+
+
 @parallel_jit
 def parallel_probe(num_chains, T, patience, warm_up, burst, max_steps,
                    probes, n_probes, tokens, final, probe_freq, n_branches, orders, n_vocab):
@@ -197,78 +257,28 @@ def parallel_probe(num_chains, T, patience, warm_up, burst, max_steps,
     ans, total, seq, nact, past = _outputs(n_s, n_q)
     for s in numba.prange(n_s):
         k, c, spent = np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64)
-        last = np.zeros(width, np.int64)
-        fin = np.zeros(width, np.bool_)
-        pruned = np.zeros(width, np.bool_)
-        off = np.zeros(width, np.int64)
-        act = np.zeros(width, np.int64)
+        last, off, act = np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64)
+        fin, pruned = np.zeros(width, np.bool_), np.zeros(width, np.bool_)
         counts, first, touched, pool = _vote_scratch(n_vocab, width)
         ep = np.zeros(2, np.int64)
         for q in range(n_q):
-            n = n_branches[q]
             pf = probe_freq[q]
             _reset_branches(width, k, c, spent)
             ep[:] = 0
             m = 0
             for _i in range(num_chains):
-                if m >= n:
+                if m >= n_branches[q]:
                     past[s, q] = True
                     break
-                b = orders[s, q, m]
-                last[m], fin[m] = advance(q, b, m, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+                last[m], fin[m] = advance(q, orders[s, q, m], m, probes, n_probes, tokens, final, pf, k, c,
+                                          spent, ep)
                 pruned[m] = False
                 off[m] = 0
                 m += 1
-            result = -1
             if m > 0:
-                stable, prev = 0, -1
-                for step in range(max_steps):
-                    for j in range(m):
-                        if not pruned[j] and not fin[j]:
-                            b = orders[s, q, j]
-                            for _r in range(burst):
-                                last[j], fin[j] = advance(q, b, j, probes, n_probes, tokens, final,
-                                                          pf, k, c, spent, ep)
-                                if fin[j]:
-                                    break
-                    na = 0
-                    for j in range(m):
-                        if not pruned[j]:
-                            act[na] = last[j]
-                            na += 1
-                    if na == 0:
-                        break
-                    winner = majority_of(act, na, pool, counts, first, touched)
-                    if step >= warm_up and na > 1:
-                        any_pruned = False
-                        for j in range(m):
-                            if not pruned[j] and not fin[j]:
-                                off[j] = off[j] + 1 if last[j] != winner else 0
-                        for j in range(m):
-                            if not pruned[j] and not fin[j] and off[j] >= patience:
-                                pruned[j] = True
-                                any_pruned = True
-                        if any_pruned:
-                            na = 0
-                            for j in range(m):
-                                if not pruned[j]:
-                                    act[na] = last[j]
-                                    na += 1
-                            if na == 0:
-                                break
-                            winner = majority_of(act, na, pool, counts, first, touched)
-                    stable = stable + 1 if winner == prev else 0
-                    prev = winner
-                    if stable >= T:
-                        break
-                    all_done = True
-                    for j in range(m):
-                        if not fin[j] and not pruned[j]:
-                            all_done = False
-                    if all_done:
-                        break
-                result = prev
-            ans[s, q] = result
+                ans[s, q] = _pp_steps(s, q, m, T, patience, warm_up, burst, max_steps, orders, probes, n_probes,
+                                      tokens, final, pf, k, c, spent, ep, last, fin, pruned, off, act, pool,
+                                      counts, first, touched)
             total[s, q] = ep[0]
             nact[s, q] = ep[1]
             seq[s, q] = spent[:max(m, 1)].max()
@@ -339,13 +349,57 @@ def _cmc_abandon(winner, patience, br, m):
         br[2, pick] = 1
 
 
+@jit
+def _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br, order_buf, hist,
+                probes, n_probes, tokens, final, pf, k, c, spent, ep, pool, counts, first, touched):
+    """The round loop of one episode: (answer code from the stop gate, or -2 when the loop ended
+    without it; whether widening tried to open past the pool)."""
+    _n_init, _max_use, warm_up, patience, t_ema, burst, widen, min_complete = kn_int
+    alpha, thresh, slack, trend = kn_float
+    ema = 0.0
+    h_len = 0
+    overran = False
+    for rnd in range(max_rounds):
+        warm = rnd >= warm_up
+        winner = pool[P_WIN]
+        ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
+        if h_len < t_ema:
+            h_len += 1
+        else:
+            hist[: t_ema - 1] = hist[1:t_ema].copy()
+        hist[h_len - 1] = ema
+        if warm and winner >= 0:
+            _cmc_abandon(winner, patience, br, ep[2])
+        _cmc_deepen(s, q, orders, warm, winner, burst, br, order_buf, probes, n_probes,
+                    tokens, final, pf, k, c, spent, ep, pool, counts, first, touched)
+        ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
+        hist[h_len - 1] = ema
+        delta = hist[h_len - 1] - hist[0] if h_len >= 2 else 0.0
+        if warm and pool[P_N] >= min_complete and ema >= thresh and delta >= -slack:
+            return pool[P_WIN], overran
+        all_done = True
+        for j in range(ep[2]):
+            if br[2, j] == 0 and br[1, j] == 0:
+                all_done = False
+        if all_done:
+            break
+        if delta <= trend and rnd >= max(1, warm_up // 2) and ema < thresh:
+            for _w in range(widen):
+                if ep[2] >= cap:
+                    break
+                if not _cmc_open(s, q, orders, n, br, probes, n_probes, tokens, final,
+                                 pf, k, c, spent, ep, pool, counts, first, touched):
+                    overran = True
+                    break
+    return -2, overran
+
+
 @parallel_jit
 def cmc(kn_int, kn_float, conf, probes, n_probes, tokens, final, probe_freq, n_branches, orders,
         n_vocab, max_rounds, max_branches):
     """kn_int = n_init, max_branch_use, warm_up, abandon_patience, T_ema, burst_aligned,
     widen_burst, min_complete; kn_float = ema_alpha, conf_thresh, delta_slack, trend_thresh."""
-    n_init, max_use, warm_up, patience, t_ema, burst, widen, min_complete = kn_int
-    alpha, thresh, slack, trend = kn_float
+    n_init, max_use, t_ema = kn_int[0], kn_int[1], kn_int[4]
     cap = min(max_use, max_branches)
     n_s, n_q, width = orders.shape
     ans, total, seq, nact, past = _outputs(n_s, n_q)
@@ -367,58 +421,30 @@ def cmc(kn_int, kn_float, conf, probes, n_probes, tokens, final, probe_freq, n_b
                                  spent, ep, pool, counts, first, touched):
                     past[s, q] = True
                     break
-            result = -1
             if ep[2] > 0:
-                result = -2
-                ema = 0.0
-                h_len = 0
-                for rnd in range(max_rounds):
-                    warm = rnd >= warm_up
-                    winner = pool[P_WIN]
-                    ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
-                    if h_len < t_ema:
-                        h_len += 1
-                    else:
-                        hist[: t_ema - 1] = hist[1:t_ema].copy()
-                    hist[h_len - 1] = ema
-                    if warm and winner >= 0:
-                        _cmc_abandon(winner, patience, br, ep[2])
-                    _cmc_deepen(s, q, orders, warm, winner, burst, br, order_buf, probes, n_probes,
-                                tokens, final, pf, k, c, spent, ep, pool, counts, first, touched)
-                    ema = (1 - alpha) * ema + alpha * conf[pool[P_TOP1], pool[P_TOP2]]
-                    hist[h_len - 1] = ema
-                    delta = hist[h_len - 1] - hist[0] if h_len >= 2 else 0.0
-                    if warm and pool[P_N] >= min_complete and ema >= thresh and delta >= -slack:
-                        result = pool[P_WIN]
-                        break
-                    all_done = True
-                    for j in range(ep[2]):
-                        if br[2, j] == 0 and br[1, j] == 0:
-                            all_done = False
-                    if all_done:
-                        break
-                    if delta <= trend and rnd >= max(1, warm_up // 2) and ema < thresh:
-                        for _w in range(widen):
-                            if ep[2] >= cap:
-                                break
-                            if not _cmc_open(s, q, orders, n, br, probes, n_probes, tokens, final,
-                                             pf, k, c, spent, ep, pool, counts, first, touched):
-                                past[s, q] = True
-                                break
-                if result == -2:
-                    result = pool[P_WIN]
-                if result < 0:  # nothing completed: vote over the latest answers still held
-                    nl = 0
-                    for j in range(ep[2]):
-                        if br[2, j] == 0:
-                            order_buf[nl] = br[0, j]
-                            nl += 1
-                    result = majority_of(order_buf, nl, pool, counts, first, touched)
-            ans[s, q] = result
+                result, overran = _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br,
+                                              order_buf, hist, probes, n_probes, tokens, final, pf, k, c, spent,
+                                              ep, pool, counts, first, touched)
+                past[s, q] = past[s, q] or overran
+                ans[s, q] = result if result >= 0 else _cmc_final_vote(br, ep[2], order_buf, pool, counts, first,
+                                                                        touched)
             total[s, q] = ep[0]
             nact[s, q] = ep[1]
             seq[s, q] = spent[: max(ep[2], 1)].max()
     return ans, total, seq, nact, past
+
+
+@jit
+def _cmc_final_vote(br, m, order_buf, pool, counts, first, touched):
+    """After the rounds: the pool's winner, or if nothing completed, the vote of the latest answers held."""
+    if pool[P_WIN] >= 0:
+        return pool[P_WIN]
+    nl = 0
+    for j in range(m):
+        if br[2, j] == 0:
+            order_buf[nl] = br[0, j]
+            nl += 1
+    return majority_of(order_buf, nl, pool, counts, first, touched)
 
 
 # -- dispatch ----------------------------------------------------------------------------

@@ -86,3 +86,41 @@ def test_concurrent_evaluations_from_threads_agree_with_serial_ones(real_dataset
     for t in threads:
         t.join()
     assert [seen[i] for i in range(8)] == serial * 2
+
+
+def _small_dataset(seed: int):
+    """Random questions with 2-6 branches (some without probes) and a 3-answer vocabulary."""
+    import random
+
+    from engine.dataset import Branch, Dataset, Question
+
+    rng = random.Random(seed)
+    questions = []
+    for qi in range(8):
+        branches = []
+        for _ in range(rng.randint(2, 6)):
+            probes = tuple(rng.choice("abc") for _ in range(rng.randint(0, 12)))
+            branches.append(Branch(probes, rng.randint(100, 7000), rng.choice("abc")))
+        questions.append(Question(f"q{qi}", rng.choice("abc"), 500, tuple(branches)))
+    return Dataset(f"small/{seed}", tuple(questions), content_hash=f"small{seed}")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kernels_equal_python_on_small_pools_where_controllers_run_out_of_branches(seed):
+    """With fewer branches than a controller wants (opening and widening past the pool), the twins agree,
+    and strict mode falls back to Python, which names the action."""
+    from engine.controllers.loader import ControllerError
+    from engine.evaluate import evaluate
+
+    ds = _small_dataset(seed)
+    configs = [*CONFIGS, ("cmc", {"beta": 0.0, "max_branch_use": 9, "widen_burst": 3}),
+               ("parallel_probe", {"num_chains": 8, "warm_up": 0, "prune_patience": 1, "T": 3})]
+    for name, config in configs:
+        controller = ControllerSpec.builtin(name, config).build()
+        fast = kernels.run(ds, name, controller.knobs, 5)
+        slow = run_python(ds, controller, shuffles=5)
+        assert fast.answers == slow.answers, (name, config)
+        for field in ("total_tokens", "sequential_tokens", "n_actions"):
+            np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=f"{name} {config}")
+    with pytest.raises(ControllerError, match="opens past the pool"):
+        evaluate(ds, ControllerSpec.builtin("cmc", {"beta": 1.0}), shuffles=2, mode="strict")
