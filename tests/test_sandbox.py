@@ -74,6 +74,8 @@ def assert_same(a, b) -> None:
 def leftover_processes() -> list[str]:
     """Live descendants of this test process, except the sandbox's idle spares and their children
     (started ahead of time, they have never run user code)."""
+    # First let background refills finish: one may be replacing (killing) stale spares right now.
+    spares, me = set(sandbox.SPARES.pids()), os.getpid()
     parent: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -83,7 +85,6 @@ def leftover_processes() -> list[str]:
                 continue
             if fields[0] not in "ZX":
                 parent[int(entry.name)] = int(fields[1])
-    spares, me = set(sandbox.SPARES.pids()), os.getpid()
 
     def lineage(pid: int) -> list[int]:
         chain = []
