@@ -84,6 +84,11 @@ class SandboxOptions:
     cancel: threading.Event | None = None
     hide: tuple[Any, ...] = ()
 
+    @classmethod
+    def hiding_store(cls, limits: Any, cancel: threading.Event | None, store: Any) -> SandboxOptions:
+        """Options that also hide ``store``'s database file from controllers (wherever it lies)."""
+        return cls(limits, cancel, (store.path,) if store is not None else ())
+
 
 @dataclass
 class Outcomes:
@@ -164,7 +169,7 @@ def evaluate(
         cached = store.get_result(key)
         if cached is not None:
             return _from_cache(cached, key)
-    sandbox = SandboxOptions(limits, cancel, (store.path,) if store is not None else ())
+    sandbox = SandboxOptions.hiding_store(limits, cancel, store)
     result, outcomes = _compute(dataset, spec, key, shuffles=shuffles, mode=mode, progress=progress,
                                 traces=traces, trusted=trusted, sandbox=sandbox)
     if episodes:
@@ -197,7 +202,7 @@ def sweep(
     pairs = [(ds, spec) for ds in datasets for spec in specs]
     keys = [result_key(ds, spec, shuffles, mode) for ds, spec in pairs]
     cached = store.get_results(keys) if store is not None else {}
-    sandbox = SandboxOptions(limits, cancel, (store.path,) if store is not None else ())
+    sandbox = SandboxOptions.hiding_store(limits, cancel, store)
     results, pending = [], {}
     for i, ((ds, spec), key) in enumerate(zip(pairs, keys, strict=True), 1):
         if key in cached:

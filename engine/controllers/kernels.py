@@ -352,8 +352,8 @@ def _cmc_abandon(winner, patience, br, m):
 @jit
 def _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br, order_buf, hist,
                 probes, n_probes, tokens, final, pf, k, c, spent, ep, pool, counts, first, touched):
-    """The round loop of one episode: (answer code from the stop gate, or -2 when the loop ended
-    without it; whether widening tried to open past the pool)."""
+    """The round loop of one episode; True if widening tried to open past the pool. The answer is
+    then ``_cmc_final_vote``: the pool's winner, whether the stop gate fired or the rounds ran out."""
     _n_init, _max_use, warm_up, patience, t_ema, burst, widen, min_complete = kn_int
     alpha, thresh, slack, trend = kn_float
     ema = 0.0
@@ -376,7 +376,7 @@ def _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br, or
         hist[h_len - 1] = ema
         delta = hist[h_len - 1] - hist[0] if h_len >= 2 else 0.0
         if warm and pool[P_N] >= min_complete and ema >= thresh and delta >= -slack:
-            return pool[P_WIN], overran
+            return overran
         all_done = True
         for j in range(ep[2]):
             if br[2, j] == 0 and br[1, j] == 0:
@@ -391,7 +391,7 @@ def _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br, or
                                  pf, k, c, spent, ep, pool, counts, first, touched):
                     overran = True
                     break
-    return -2, overran
+    return overran
 
 
 @parallel_jit
@@ -422,12 +422,11 @@ def cmc(kn_int, kn_float, conf, probes, n_probes, tokens, final, probe_freq, n_b
                     past[s, q] = True
                     break
             if ep[2] > 0:
-                result, overran = _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br,
-                                              order_buf, hist, probes, n_probes, tokens, final, pf, k, c, spent,
-                                              ep, pool, counts, first, touched)
+                overran = _cmc_rounds(s, q, kn_int, kn_float, cap, conf, max_rounds, orders, n, br, order_buf,
+                                      hist, probes, n_probes, tokens, final, pf, k, c, spent, ep, pool, counts,
+                                      first, touched)
                 past[s, q] = past[s, q] or overran
-                ans[s, q] = result if result >= 0 else _cmc_final_vote(br, ep[2], order_buf, pool, counts, first,
-                                                                        touched)
+                ans[s, q] = _cmc_final_vote(br, ep[2], order_buf, pool, counts, first, touched)
             total[s, q] = ep[0]
             nact[s, q] = ep[1]
             seq[s, q] = spent[: max(ep[2], 1)].max()
@@ -554,12 +553,9 @@ class LogGrader:
                         np.zeros(width, np.bool_))
         self.strict = mode != COMPAT
 
-    def costs(self, q: int, seed: int, actions: list[int]) -> tuple[int, int] | None:
-        """(total, sequential) tokens, or None when the log breaks the episode rules."""
-        return self.costs_many([(q, seed, actions)])[0]
-
     def costs_many(self, episodes: list[tuple[int, int, list[int]]]) -> list[tuple[int, int] | None]:
-        """``costs`` of many (question, seed, actions) episodes in one compiled call."""
+        """(total, sequential) tokens of each (question, seed, actions) episode, in one compiled call;
+        None for a log that breaks the episode rules."""
         arr = self.arr
         lengths = [len(a) for _, _, a in episodes]
         offsets = np.zeros(len(episodes) + 1, np.int64)

@@ -64,7 +64,7 @@ def test_log_grader_equals_episode_replay_on_real_and_broken_logs(real_dataset):
                         expected = (want.total_tokens, want.sequential_tokens)
                     except Exception:
                         expected = None
-                    assert grader.costs(qi, seed, log) == expected, (mode, name, config, log[-3:])
+                    assert grader.costs_many([(qi, seed, log)]) == [expected], (mode, name, config, log[-3:])
 
 
 def test_concurrent_evaluations_from_threads_agree_with_serial_ones(real_dataset):
