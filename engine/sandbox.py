@@ -2,11 +2,12 @@
 
 Controller source comes from strangers, so it runs in a pool of separate worker processes
 (``engine/sandbox_worker.py``), each confined before user code runs: its own network, mount
-and PID namespaces (``unshare``), the replay data, the database and the project cache hidden
-behind empty mounts, a read-only root filesystem with a private ``/tmp`` scratch, an
-unprivileged uid, rlimits, a minimal environment and an audit hook. Each worker loads the
-controller once and runs many episodes, and spare workers are started ahead of time (they
-have imported the engine but never ran user code), so process start-up does not dominate.
+and PID namespaces (``unshare``), a read-only root that holds only an allow-list (system
+libraries, Python, the installed packages, the ``engine`` package) and a private ``/tmp``
+scratch, so no copy of the replay data or the database is reachable, an unprivileged uid,
+rlimits, a minimal environment and an audit hook. Each worker loads the controller once and
+runs many episodes, and spare workers are started ahead of time (they have imported the
+engine but never ran user code), so process start-up does not dominate.
 
 Workers receive only the gold-free ``ReplayQuestion`` data and send back, per episode, the
 answer and the action log on a private pipe. The parent recomputes every figure by replaying

@@ -3,8 +3,8 @@
 ``engine.sandbox`` starts it as ``python -I -B sandbox_worker.py FD`` (inside ``unshare``
 namespaces where available), possibly ahead of time: it imports what it needs, then waits for
 one line ``JOB INDEX COUNT`` on stdin. Everything that limits the controller happens here,
-*before* user code runs: private mounts that hide the data and the database, rlimits, the uid
-drop, an audit hook and a capped stdout. The worker only ever reports on the private pipe
+*before* user code runs: an allow-listed read-only root without the data or the database,
+rlimits, the uid drop, an audit hook and a capped stdout. The worker only ever reports on the private pipe
 ``FD``, as length-prefixed JSON frames carrying the answer and the action log of each episode;
 the parent re-grades every episode on its own data, so nothing here is trusted.
 
@@ -31,7 +31,10 @@ BATCH_EPISODES = 64  # episode reports per frame at most
 BATCH_SECONDS = 0.02  # and none waits longer than this to be sent
 NAMESPACES, NO_NAMESPACES = "namespaces", "none"
 SCRATCH_IN_NAMESPACE = "/tmp/ttslab-scratch"  # on the worker's private /tmp tmpfs
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: replaced by tmpfs
+NEW_ROOT = "/tmp/root"  # where the worker's root is built, on a private tmpfs over /tmp
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only (or linked)
+SYSTEM_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc/ld.so.cache",
+                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 MAX_TEXT = 20_000  # characters of traceback text sent back
 
 # mount(2) flags
@@ -163,7 +166,7 @@ def confine(job: dict[str, Any], index: int) -> str:
 
     lim = job["limits"]
     if job["isolation"] == NAMESPACES:
-        scratch = _private_mounts(job["hidden"], lim["scratch_bytes"], job["uid"], job["gid"])
+        scratch = _private_root(job["hidden"], lim["scratch_bytes"], job["uid"], job["gid"])
     else:
         scratch = os.path.join(job["scratch"], f"w{index}")  # made by the parent
     os.chdir(scratch)
@@ -203,9 +206,11 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def _needed_paths() -> list[str]:
-    """Directories the interpreter needs after the uid drop (stdlib, site-packages, the project)."""
-    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path)
-             if p and os.path.isdir(p)}
+    """What the interpreter needs after the uid drop: the stdlib, site-packages and the ``engine``
+    package, never the project root around it (its ``cache/``, ``.env`` and data stay outside)."""
+    project = str(Path(__file__).resolve().parent.parent)
+    entries = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if p]
+    paths = {p for p in entries if os.path.isdir(p) and p != project} | {os.path.join(project, "engine")}
     return sorted(p for p in paths if not any(_under(p, q) for q in paths if q != p))
 
 
@@ -213,47 +218,53 @@ def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def _closed_ancestor(path: str) -> str | None:
-    """Topmost ancestor of ``path`` that other users cannot traverse (e.g. /root, mode 0700)."""
-    parts = Path(path).parts
-    for i in range(2, len(parts)):
-        p = str(Path(*parts[:i]))
-        if not os.stat(p).st_mode & 0o001:
-            return p
-    return None
+def _bind_readonly(source: str, target: str) -> None:
+    """Bind ``source`` (a directory or a file, device nodes included) at ``target``, read-only."""
+    if os.path.isdir(source):
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        open(target, "a").close()
+    _mount(source, target, None, MS_BIND | MS_REC)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
-def _private_mounts(hidden: list[str], size: int, uid: int | None, gid: int | None) -> str:
-    """In the worker's own mount namespace: fresh tmpfs over world-writable dirs, empty read-only
-    tmpfs over hidden paths, the interpreter re-bound where its parents are closed to ``nobody``,
-    and the root filesystem read-only. Nothing here is visible outside the namespace."""
+def _mask(target: str) -> None:
+    """An empty read-only directory, or /dev/null, over ``target``."""
+    if os.path.isdir(target):
+        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
+    else:
+        _mount("/dev/null", target, None, MS_BIND)
+
+
+def _private_root(hidden: list[str], size: int, uid: int | None, gid: int | None) -> str:
+    """In the worker's own mount namespace: a new root holding only what the worker needs (system
+    libraries, the interpreter, site-packages, the ``engine`` package, a few device nodes), all
+    read-only, plus a private ``/tmp``; then ``chroot`` into it. Returns the scratch directory.
+
+    An allow-list, not a deny-list: a copy of the replay data or a database anywhere else on the
+    machine (another checkout, a home directory, a shared folder) does not exist for the controller.
+    ``hidden`` paths that fall inside an allowed directory are masked as well."""
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")
+    root = NEW_ROOT
+    os.mkdir(root, 0o755)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for top in SYSTEM_DIRS:
+        if os.path.islink(top):
+            os.symlink(os.readlink(top), root + top)
+        elif os.path.isdir(top):
+            _bind_readonly(top, root + top)
     needed = _needed_paths()
-    keep = {p: os.open(p, os.O_PATH) for p in needed}  # the originals, reachable after masking
-    masks = {p: "private" for p in PRIVATE_DIRS if os.path.isdir(p) and not os.path.islink(p)}
-    for p in needed:
-        top = _closed_ancestor(p)
-        if top is not None:
-            masks.setdefault(top, "shield")
-    for m in sorted(masks, key=len):
-        opts = f"size={size},mode=1777" if masks[m] == "private" else "size=1m,mode=0755"
-        _mount("tmpfs", m, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for p, fd in keep.items():
-        if any(_under(p, m) for m in masks):
-            os.makedirs(p, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
-            _mount(None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-        os.close(fd)
+    for path in [*SYSTEM_FILES, *needed]:
+        if os.path.exists(path) and not os.path.exists(root + path):
+            _bind_readonly(path, root + path)
     for h in sorted(hidden, key=len):
-        if not os.path.exists(h) or any(_under(p, h) for p in needed):
-            continue  # already masked (e.g. under /tmp), or it holds the interpreter: the hook guards it
-        if os.path.isdir(h):
-            _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
-        else:
-            _mount("/dev/null", h, None, MS_BIND)
-    for m, kind in masks.items():
-        if kind == "shield":
-            _mount(None, m, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        if os.path.exists(root + h) and not any(_under(p, h) for p in needed):
+            _mask(root + h)
+    os.makedirs(root + "/tmp", mode=0o755, exist_ok=True)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.chroot(root)
     os.makedirs(SCRATCH_IN_NAMESPACE, mode=0o700)
     if uid is not None and os.geteuid() == 0:
         os.chown(SCRATCH_IN_NAMESPACE, uid, gid)

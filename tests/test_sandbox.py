@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -308,7 +310,7 @@ def _walk(obj, text, seen, depth=0):
 
 
 def _from_files(text):
-    roots = ["../shared/data", "../../shared/data", "/work/shared", os.path.expanduser("~")]
+    roots = ["../shared/data", "../../shared/data", "/work/shared", os.path.expanduser("~"), STRAY_DIR]
     try:
         from engine.paths import data_dir, default_db, PROJECT_ROOT
         roots += [str(data_dir()), str(PROJECT_ROOT.parent / "shared"), str(default_db().parent)]
@@ -347,15 +349,18 @@ def _from_database(text):
 class GoldHunter(LLMDesignedMethod):
     def solve(self, question):
         text = question.question
-        attempts = [
-            lambda: _walk(question, text, set()),
-            lambda: next((g for o in gc.get_objects() if (g := _gold_in(o, text))), None),
-            lambda: _walk([vars(m) for m in list(sys.modules.values()) if hasattr(m, "__dict__")], text, set()),
-            lambda: _walk(globals(), text, set()),
-            lambda: _from_files(text),
-            lambda: _from_database(text),
-        ]
-        for attempt in attempts:
+        attempts = {
+            "question": lambda: _walk(question, text, set()),
+            "gc": lambda: next((g for o in gc.get_objects() if (g := _gold_in(o, text))), None),
+            "modules": lambda: _walk([vars(m) for m in list(sys.modules.values()) if hasattr(m, "__dict__")],
+                                     text, set()),
+            "globals": lambda: _walk(globals(), text, set()),
+            "files": lambda: _from_files(text),
+            "database": lambda: _from_database(text),
+        }
+        for route, attempt in attempts.items():
+            if ROUTES and route not in ROUTES:
+                continue
             try:
                 found = attempt()
             except Exception:
@@ -366,16 +371,34 @@ class GoldHunter(LLMDesignedMethod):
 '''
 
 
+@pytest.fixture
+def stray_copy() -> Iterator[Path]:
+    """A world-readable copy of the replay data outside the configured data directory (as another
+    checkout or a download in a home directory would be): nothing tells the sandbox to hide it."""
+    folder = Path(tempfile.mkdtemp(prefix=".stray-data-", dir=PROJECT_ROOT))
+    folder.chmod(0o755)
+    copy = folder / "aime24.json"
+    shutil.copyfile(data_dir() / "Qwen3-8B" / "aime24.json", copy)
+    copy.chmod(0o644)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def hunter(stray: Path, routes: tuple[str, ...] = ()) -> ControllerSpec:
+    return ControllerSpec.from_source(f"STRAY_DIR = {str(stray)!r}\nROUTES = {routes!r}\n" + GOLD_HUNTER)
+
+
 @pytest.mark.filterwarnings("ignore")  # the in-process control pokes at every object of pytest's process
-def test_gold_answers_are_out_of_reach(runs: Path) -> None:
-    """A controller that searches the question object, gc, sys.modules, globals, the data files and the
-    database for the gold answer finds it in process (the control: 100%), and finds nothing sandboxed."""
+def test_gold_answers_are_out_of_reach(runs: Path, stray_copy: Path) -> None:
+    """A controller that searches the question object, gc, sys.modules, globals, data files (a stray
+    copy included) and the database for the gold answer finds it in process (the controls: 100%, the
+    file route alone too), and finds nothing sandboxed: the worker sees an allow-listed root only."""
     ds = real(3)
-    spec = ControllerSpec.from_source(GOLD_HUNTER)
     golds = [q.gold for q in ds.questions]
-    control = run_python(ds, spec.build(), shuffles=1)
-    assert control.answers == [golds], "the hunter must find gold when it is reachable, or this test proves nothing"
-    out = run_sandboxed(ds, spec, shuffles=1, limits=dataclasses.replace(FAST, episode_seconds=30))
+    for control in (hunter(stray_copy), hunter(stray_copy, ("files",))):
+        found = run_python(ds, control.build(), shuffles=1).answers
+        assert found == [golds], "the hunter must find gold when it is reachable, or this test proves nothing"
+    out = run_sandboxed(ds, hunter(stray_copy), shuffles=1, limits=dataclasses.replace(FAST, episode_seconds=30))
     assert out.answers == [["NOT-FOUND"] * 3]
     assert list(runs.iterdir()) == []
 
@@ -427,9 +450,11 @@ def test_forged_output_cannot_change_the_graded_figures(runs: Path) -> None:
 
 
 @pytest.mark.skipif(sandbox.isolation() != "namespaces", reason="needs unshare namespaces (root)")
-def test_kernel_layers_hold_with_the_audit_hook_switched_off(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_layers_hold_with_the_audit_hook_switched_off(
+    runs: Path, stray_copy: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Defeating the audit hook (it is only a tripwire) still leaves network, writes, processes, the data
-    files and the secrets of the parent's environment out of reach."""
+    files (a stray copy too) and the secrets of the parent's environment out of reach."""
     monkeypatch.setenv("TTSLAB_SECRET", "s3cret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     marker = f"/tmp/ttslab-pwned-{uuid.uuid4().hex}"
@@ -454,6 +479,7 @@ class Probe(LLMDesignedMethod):
             "net": attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=1)),
             "data": attempt(lambda: os.listdir({str(data_dir())!r})),
             "procs": attempt(lambda: sorted(p for p in os.listdir("/proc") if p.isdigit())),
+            "stray": attempt(lambda: open({str(stray_copy / "aime24.json")!r}).read(10)),
             "uid": attempt(os.getuid),
             "env": attempt(lambda: sorted(os.environ)),
             "scratch": attempt(lambda: (open("f.txt", "w").write("hi"), open("f.txt").read())),
@@ -468,7 +494,8 @@ class Probe(LLMDesignedMethod):
     assert seen["net"].startswith("OSError: [Errno 101] Network is unreachable")
     # hidden behind an empty mount, or gone altogether when it lies under the private /tmp
     assert seen["data"] == "[]" or seen["data"].startswith("FileNotFoundError"), seen["data"]
-    assert seen["procs"] == "['1']"
+    assert seen["stray"].startswith("FileNotFoundError"), seen["stray"]  # not in the worker's root at all
+    assert seen["procs"].startswith("FileNotFoundError")  # no /proc: no other process to see
     assert seen["uid"] == "65534"
     assert not any(k in seen["env"] for k in ("TTSLAB", "KEY", "TOKEN", "SECRET"))
     assert seen["scratch"] == "(2, 'hi')"
