@@ -214,6 +214,12 @@ def _needed_paths() -> list[str]:
     return sorted(p for p in paths if not any(_under(p, q) for q in paths if q != p))
 
 
+def readable_roots(scratch: str) -> list[str]:
+    """Everything a controller may read: the worker's root under namespaces, and what the audit hook
+    lets through in the fallback without them, so both modes share one definition."""
+    return sorted({os.path.realpath(p) for p in (*SYSTEM_DIRS, *SYSTEM_FILES, *_needed_paths(), scratch)})
+
+
 def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
@@ -305,6 +311,7 @@ class Guard:
     def __init__(self, scratch: str, hidden: list[str]):
         self.scratch = os.path.realpath(scratch)
         self.hidden = [os.path.realpath(h) for h in hidden]
+        self.readable = readable_roots(scratch)
         self.busy = False
 
     def __call__(self, event: str, args: tuple) -> None:
@@ -353,8 +360,13 @@ class Guard:
 
     def _check_read(self, path: Any, event: str) -> None:
         real = _resolve(path)
-        if real is not None and any(_under(real, h) for h in self.hidden):
+        if real is None:
+            return
+        if any(_under(real, h) for h in self.hidden):
             deny(f"reading {real} ({event})", "the dataset and database files are hidden from controllers")
+        if not any(_under(real, r) for r in self.readable):
+            deny(f"reading {real} ({event})",
+                 "controllers may read only Python, its packages, system libraries and their scratch directory")
 
 
 def _resolve(path: Any) -> str | None:

@@ -503,14 +503,24 @@ class Probe(LLMDesignedMethod):
     assert_contained(runs, started)
 
 
-def test_without_namespaces_the_audit_hook_still_guards(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fallback where unshare is unavailable: same figures, and the hook still blocks and hides."""
+def test_without_namespaces_the_audit_hook_still_guards(
+    runs: Path, stray_copy: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback where unshare is unavailable: same figures (SciPy imports fine), and the hook still
+    blocks processes, hides the data and lets controllers read only what the namespace root would hold."""
     monkeypatch.setattr(sandbox, "isolation", lambda: "none")
     ds = real(2)
     assert_same(run_python(ds, GOOD.build(), shuffles=2), run_sandboxed(ds, GOOD, shuffles=2, limits=FAST))
+    spec = ControllerSpec.from_source(EXAMPLE.read_text(), config={"beta": 0.5}, filename=str(EXAMPLE))
+    assert_same(run_python(ds, spec.build(), shuffles=2), run_sandboxed(ds, spec, shuffles=2, limits=FAST))
     reader = solve_body(f"import os\nreturn str(os.listdir({str(data_dir())!r}))")
     with pytest.raises(SandboxError, match=r"PermissionError: sandbox: reading .* is not allowed \(the dataset"):
         run_sandboxed(ds, reader, shuffles=2, limits=FAST)
+    slow = dataclasses.replace(FAST, episode_seconds=30)
+    assert run_sandboxed(ds, hunter(stray_copy), shuffles=1, limits=slow).answers == [["NOT-FOUND"] * 2]
+    stray = solve_body(f"return open({str(stray_copy / 'aime24.json')!r}).read(10)")
+    with pytest.raises(SandboxError, match=r"sandbox: reading .*aime24.json \(open\) is not allowed \(controllers"):
+        run_sandboxed(ds, stray, shuffles=2, limits=FAST)
     with pytest.raises(SandboxError, match=r"PermissionError: sandbox: os.system is not allowed"):
         run_sandboxed(ds, solve_body("import os\nos.system('true')"), shuffles=2, limits=FAST)
     assert list(runs.iterdir()) == []
