@@ -4,9 +4,9 @@
 namespaces where available), possibly ahead of time: it imports what it needs, then waits for
 one line ``JOB INDEX COUNT`` on stdin. Everything that limits the controller happens here,
 *before* user code runs: an allow-listed read-only root without the data or the database,
-rlimits, the uid drop, an audit hook and a capped stdout. The worker only ever reports on the private pipe
-``FD``, as length-prefixed JSON frames carrying the answer and the action log of each episode;
-the parent re-grades every episode on its own data, so nothing here is trusted.
+rlimits, the uid drop, an audit hook and a capped stdout. The worker only ever reports on the
+private pipe ``FD``, as length-prefixed JSON frames carrying the answer and the action log of
+each episode; the parent re-grades every episode on its own data, so nothing here is trusted.
 
 This module is also imported by the parent for the frame format; it has no import side effects.
 """
@@ -32,7 +32,7 @@ BATCH_SECONDS = 0.02  # and none waits longer than this to be sent
 NAMESPACES, NO_NAMESPACES = "namespaces", "none"
 SCRATCH_IN_NAMESPACE = "/tmp/ttslab-scratch"  # on the worker's private /tmp tmpfs
 NEW_ROOT = "/tmp/root"  # where the worker's root is built, on a private tmpfs over /tmp
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only (or linked)
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only
 SYSTEM_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc/ld.so.cache",
                 "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 MAX_TEXT = 20_000  # characters of traceback text sent back
@@ -214,10 +214,11 @@ def _needed_paths() -> list[str]:
     return sorted(p for p in paths if not any(_under(p, q) for q in paths if q != p))
 
 
-def readable_roots(scratch: str) -> list[str]:
-    """Everything a controller may read: the worker's root under namespaces, and what the audit hook
-    lets through in the fallback without them, so both modes share one definition."""
-    return sorted({os.path.realpath(p) for p in (*SYSTEM_DIRS, *SYSTEM_FILES, *_needed_paths(), scratch)})
+def allowed_paths() -> list[str]:
+    """Everything a controller may read besides its scratch directory: what is bound into the
+    worker's root under namespaces, and what the audit hook lets through (in both modes), so the
+    two share one definition."""
+    return [p for p in (*SYSTEM_DIRS, *SYSTEM_FILES, *_needed_paths()) if os.path.exists(p)]
 
 
 def _under(path: str, top: str) -> bool:
@@ -255,17 +256,12 @@ def _private_root(hidden: list[str], size: int, uid: int | None, gid: int | None
     root = NEW_ROOT
     os.mkdir(root, 0o755)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for top in SYSTEM_DIRS:
-        if os.path.islink(top):
-            os.symlink(os.readlink(top), root + top)
-        elif os.path.isdir(top):
-            _bind_readonly(top, root + top)
-    needed = _needed_paths()
-    for path in [*SYSTEM_FILES, *needed]:
-        if os.path.exists(path) and not os.path.exists(root + path):
+    allowed = allowed_paths()
+    for path in allowed:
+        if not os.path.exists(root + path):  # (one inside another is bound with it)
             _bind_readonly(path, root + path)
     for h in sorted(hidden, key=len):
-        if os.path.exists(root + h) and not any(_under(p, h) for p in needed):
+        if os.path.exists(root + h) and not any(_under(p, h) for p in allowed):
             _mask(root + h)
     os.makedirs(root + "/tmp", mode=0o755, exist_ok=True)
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
@@ -311,7 +307,7 @@ class Guard:
     def __init__(self, scratch: str, hidden: list[str]):
         self.scratch = os.path.realpath(scratch)
         self.hidden = [os.path.realpath(h) for h in hidden]
-        self.readable = readable_roots(scratch)
+        self.readable = sorted({os.path.realpath(p) for p in (*allowed_paths(), scratch)})
         self.busy = False
 
     def __call__(self, event: str, args: tuple) -> None:
