@@ -19,9 +19,14 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
   determines it; ``config`` and ``metrics`` are JSON.
 - ``traces(result_key, q_idx, seed, events)``: execution trace of one episode of a result;
   ``events`` is zlib-compressed JSON (a list of event dicts).
+- ``saved_controllers(id, name, class_name, source, note, parent, origin, created_at)``: controller
+  code a user saved (``engine.saved``). ``id`` (key) is the content hash of source + class name;
+  ``parent`` the id it was edited from; ``origin`` JSON lineage (e.g. a discovery session and round).
 
 Deleting a dataset keeps its results: they are keyed by content hash and are valid again if the
 same content is re-imported.
+
+Feature modules (``engine.saved``, …) own their queries and use ``Store.connect`` / ``Store.writing``.
 
 Connections are short-lived (one per operation) so that the CLI and the app can share the file;
 DuckDB lets one process at a time open it, so a busy file is retried for ``busy_timeout``
@@ -79,6 +84,11 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at TIMESTAMP NOT NULL);
         CREATE TABLE traces (
             result_key VARCHAR NOT NULL, q_idx INTEGER NOT NULL, seed INTEGER NOT NULL, events BLOB NOT NULL);
+    """),
+    (2, """
+        CREATE TABLE saved_controllers (
+            id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, class_name VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            note VARCHAR NOT NULL, parent VARCHAR, origin JSON NOT NULL, created_at TIMESTAMP NOT NULL);
     """),
 ]
 
@@ -156,7 +166,7 @@ class Store:
         self.path = Path(path) if path is not None else default_db()
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _write_lock(self.path), self._connect() as con:
+        with _write_lock(self.path), self.connect() as con:
             _migrate(con)
         with contextlib.suppress(OSError):  # owner only: sandboxed controllers run as another uid
             self.path.chmod(0o600)
@@ -176,7 +186,7 @@ class Store:
             datasets.append(load_autotts_file(file))
             _report(progress, i, total, f"read {file}")
         reports = []
-        with self._writing() as con:
+        with self.writing() as con:
             for i, dataset in enumerate(datasets, len(files) + 1):
                 reports.append(_write_dataset(con, dataset, replace))
                 _report(progress, i, total, f"{reports[-1].status} {dataset.name}")
@@ -184,24 +194,24 @@ class Store:
 
     def import_dataset(self, dataset: Dataset, *, replace: bool = False) -> ImportReport:
         """Store ``dataset``; same content is a no-op, other content under its name needs ``replace``."""
-        with self._writing() as con:
+        with self.writing() as con:
             return _write_dataset(con, dataset, replace)
 
     def list_datasets(self) -> list[DatasetInfo]:
         """All datasets, by name."""
         columns = ", ".join(f.name for f in fields(DatasetInfo))
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute(f"SELECT {columns} FROM datasets ORDER BY name").fetchall()
         return [DatasetInfo(*row) for row in rows]
 
     def has_dataset(self, name: str) -> bool:
         """Whether ``name`` is stored (cheap: no rows are loaded)."""
-        with self._connect() as con:
+        with self.connect() as con:
             return _dataset_row(con, name) is not None
 
     def load_dataset(self, name: str) -> Dataset:
         """The dataset as imported; cached in-process by content hash, so repeated loads are free."""
-        with self._connect() as con:
+        with self.connect() as con:
             digest, source = _require_dataset(con, name)
             cached = _CACHE.get((name, digest, source))
             if cached is not None:
@@ -216,7 +226,7 @@ class Store:
 
     def delete_dataset(self, name: str) -> None:
         """Remove a dataset's rows (results stay: they are keyed by content hash)."""
-        with self._writing() as con:
+        with self.writing() as con:
             _require_dataset(con, name)
             _delete_rows(con, name)
 
@@ -228,7 +238,7 @@ class Store:
             write_autotts(self.load_dataset(name), path)
             return
         target = str(path).replace("'", "''")
-        with self._connect() as con:
+        with self.connect() as con:
             _require_dataset(con, name)
             con.execute(f"COPY ({_BRANCHES_SQL}) TO '{target}' (FORMAT parquet)", {"name": name})
 
@@ -242,7 +252,7 @@ class Store:
         """The cached rows among ``keys`` in one query (a sweep's cache lookup), by key."""
         if not keys:
             return {}
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute(f"SELECT {', '.join(_RESULT_COLUMNS)} FROM results WHERE key IN "
                                "(SELECT unnest(?::VARCHAR[]))", [list(keys)]).fetchall()
         found = {}
@@ -261,7 +271,7 @@ class Store:
         """Insert or overwrite several results in one transaction."""
         records = [self._result_record(key, row) for key, row in rows.items()]
         placeholders = ", ".join("?" for _ in _RESULT_COLUMNS)
-        with self._writing() as con:
+        with self.writing() as con:
             con.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) VALUES ({placeholders})",
                             records)
 
@@ -282,7 +292,7 @@ class Store:
             "seed": pa.array([t[1] for t in traces], pa.int32()),
             "events": pa.array([zlib.compress(json.dumps(t[2]).encode()) for t in traces], pa.binary()),
         })
-        with self._writing() as con:
+        with self.writing() as con:
             con.register("new_traces", table)
             con.execute("DELETE FROM traces t WHERE result_key = ? AND EXISTS "
                         "(SELECT 1 FROM new_traces n WHERE n.q_idx = t.q_idx AND n.seed = t.seed)", [key])
@@ -292,7 +302,7 @@ class Store:
     def get_traces(self, key: str, q_idx: int | None = None,
                    seed: int | None = None) -> list[tuple[int, int, list[dict]]]:
         """Traces of result ``key`` as ``(q_idx, seed, events)``, optionally for one question / seed."""
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute(
                 "SELECT q_idx, seed, events FROM traces WHERE result_key = $key "
                 "AND ($q IS NULL OR q_idx = $q) AND ($s IS NULL OR seed = $s) ORDER BY q_idx, seed",
@@ -302,7 +312,7 @@ class Store:
     # -- connections --------------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one operation, retrying while another process holds the file lock."""
         con = self._open()
         try:
@@ -311,13 +321,13 @@ class Store:
             con.close()
 
     @contextmanager
-    def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside one transaction, for one writer of this process at a time.
 
         DuckDB's optimistic concurrency makes two threads writing the same row (two app users
         caching the same result) fail; they queue here instead.
         """
-        with _write_lock(self.path), self._connect() as con, _transaction(con):
+        with _write_lock(self.path), self.connect() as con, _transaction(con):
             yield con
 
     def _open(self) -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,6 @@
+"""/lab: built by its own issue (placeholder until then)."""
+
+import streamlit as st
+
+st.title("Lab")
+st.info("This page is not built yet.")
