@@ -112,6 +112,11 @@ class Layer:
         return LAYER_NAMES[self.level]
 
     @property
+    def meaning(self) -> str:
+        """What the layer does to a worker, in one sentence (the fallback's: a warning)."""
+        return MEANINGS[self.level]
+
+    @property
     def full(self) -> bool:
         """Whether workers get the whole kernel confinement (any namespace layer)."""
         return self.level != protocol.NO_NAMESPACES
@@ -120,6 +125,14 @@ class Layer:
 FALLBACK_WARNING = ("controllers run with rlimits and the audit hook only, with network access and as the current "
                     "user; native code walks past the hook, so serve only trusted users, or enable unprivileged "
                     "user namespaces (see docs/sandbox.md)")
+MEANINGS = {
+    protocol.NAMESPACES: "workers get their own network, mount and PID namespaces and an allow-listed read-only root, "
+                         f"and run as uid {SANDBOX_UID} without capabilities",
+    protocol.USER_NAMESPACES: "workers get their own user, network, mount and PID namespaces and an allow-listed "
+                              "read-only root, and run as the root of their user namespace without capabilities "
+                              "(your own uid outside it)",
+    protocol.NO_NAMESPACES: FALLBACK_WARNING,
+}
 
 
 @cache
@@ -141,27 +154,24 @@ def isolation() -> str:
 
 
 def _choose_layer() -> Layer:
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return Layer(protocol.NO_NAMESPACES, "util-linux unshare/mount not found")
     if os.geteuid() == 0:
         failed = _namespaces_unavailable(protocol.NAMESPACES)
         if failed is None:
-            return Layer(protocol.NAMESPACES, "running as root: workers get their own namespaces, then drop to "
-                                              f"uid {SANDBOX_UID}")
+            return Layer(protocol.NAMESPACES, "running as root, and unshare works")
         failed = f"as root: {failed}"
     else:
         failed = f"not running as root (uid {os.geteuid()})"
     why = _namespaces_unavailable(protocol.USER_NAMESPACES)
     if why is None:
-        return Layer(protocol.USER_NAMESPACES, f"{failed}; user namespaces work: workers get the same namespaces "
-                                               "and root, as the root of their own user namespace, without "
-                                               "capabilities")
+        return Layer(protocol.USER_NAMESPACES, f"{failed}; unprivileged user namespaces work")
     return Layer(protocol.NO_NAMESPACES, f"{failed}; user namespaces: {why}")
 
 
 def _namespaces_unavailable(level: str) -> str | None:
     """Why ``unshare`` cannot give a worker ``level``'s namespaces here (a probe mounts a tmpfs), or None."""
-    unshare = shutil.which("unshare")
-    if unshare is None or shutil.which("mount") is None:
-        return "util-linux unshare/mount not found"
+    unshare = shutil.which("unshare") or "unshare"
     probe = [unshare, *LAYER_FLAGS[level], "mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", "/tmp"]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=10, env=_base_env("/"), cwd="/")

@@ -34,7 +34,6 @@ from test_sandbox import (
     EXAMPLE,
     FAILURES,
     FAST,
-    GOOD,
     assert_same,
     hunter,
     kernel_probe,
@@ -60,20 +59,20 @@ SECRETS = {"TTSLAB_SECRET": "s3cret", "OPENAI_API_KEY": "sk-test"}
 
 # -- the child: what the sandbox does on this process's layer ------------------------------------------
 def same_outcomes(stray: Path) -> str:
-    """A plain controller and the reference-format CMC file (SciPy) give run_python's Outcomes."""
+    """The reference-format CMC file (it imports SciPy) gives run_python's Outcomes."""
     ds = real(2)
-    assert_same(run_python(ds, GOOD.build(), shuffles=2), run_sandboxed(ds, GOOD, shuffles=2, limits=SLOW))
     cmc = ControllerSpec.from_source(EXAMPLE.read_text(), config={"beta": 0.5}, filename=str(EXAMPLE))
     assert_same(run_python(ds, cmc.build(), shuffles=2), run_sandboxed(ds, cmc, shuffles=2, limits=SLOW))
     return "same"
 
 
 def gold_hunt(stray: Path) -> dict[str, Any]:
-    """The hunter in process, by the file route only (the control: it must find gold), and sandboxed."""
+    """The hunter in process, by the file route only (the control: it must find gold), and sandboxed by the
+    routes that depend on the layer (files and database; what the worker holds in memory does not)."""
     ds = real(3)
     control = run_python(ds, hunter(stray, ("files",)).build(), shuffles=1).answers[0]
-    return {"found_in_process": control == [q.gold for q in ds.questions],
-            "sandboxed": run_sandboxed(ds, hunter(stray), shuffles=1, limits=SLOW).answers[0]}
+    sandboxed = run_sandboxed(ds, hunter(stray, ("files", "database", "question")), shuffles=1, limits=SLOW)
+    return {"found_in_process": control == [q.gold for q in ds.questions], "sandboxed": sandboxed.answers[0]}
 
 
 def kernel(stray: Path) -> dict[str, str]:
@@ -142,22 +141,35 @@ def reachable_for_nobody(paths: list[Path]) -> str:
     return "; ".join(lines)
 
 
-def run_child(layer: str, stray: Path, parts: list[str], *, python: str = sys.executable,
-              project: Path = PROJECT_ROOT, numba_cache: Path | None = None) -> dict[str, Any]:
-    """Run this file as the child for ``layer``; its JSON report."""
-    cmd = [python, str(project / "tests" / Path(__file__).name), str(stray), *parts]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(project), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "TTSLAB_DATA": str(data_dir()), "HOME": "/nonexistent", "LANG": "C.UTF-8", **SECRETS}
-    if numba_cache is not None:
-        env["NUMBA_CACHE_DIR"] = str(numba_cache)
-    if layer == FALLBACK:  # no unshare on PATH: the fallback, for real
+def child_command(layer: str, cmd: list[str], python: str = sys.executable, project: Path = PROJECT_ROOT,
+                  reach: tuple[Path, ...] = ()) -> list[str]:
+    """``cmd`` as it runs for ``layer``: as is (root), as uid 65534, or as uid 65534 without ``unshare`` on
+    PATH (the fallback, for real); ``reach``: more paths uid 65534 must reach."""
+    if layer == FALLBACK:
         cmd = [shutil.which("env"), "PATH=/nonexistent", *cmd]
-    if layer != ROOT:
-        needed = [Path(sys.base_prefix).resolve(), Path(python).resolve().parent, Path(python).parent, project,
-                  data_dir().resolve(), stray]
-        drop = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        cmd = [shutil.which("unshare"), "--mount", "--propagation", "private", "sh", "-ec",
-               reachable_for_nobody(needed) + '; exec "$@"', "sh", *drop, *cmd]
+    if layer == ROOT:
+        return cmd
+    needed = [Path(sys.base_prefix).resolve(), Path(python).resolve().parent, Path(python).parent, project,
+              data_dir().resolve(), *reach]
+    drop = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return [shutil.which("unshare"), "--mount", "--propagation", "private", "sh", "-ec",
+            reachable_for_nobody(needed) + '; exec "$@"', "sh", *drop, *cmd]
+
+
+def child_env(layer: str, numba_cache: Path, project: Path = PROJECT_ROOT, **extra: str) -> dict[str, str]:
+    """The child's environment; uid 65534 compiles the engine's kernels into ``numba_cache`` (it cannot
+    write the checkout's __pycache__)."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(project), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "TTSLAB_DATA": str(data_dir()), "HOME": "/nonexistent", "LANG": "C.UTF-8", **SECRETS, **extra}
+    return env if layer == ROOT else {**env, "NUMBA_CACHE_DIR": str(numba_cache)}
+
+
+def run_child(layer: str, stray: Path, parts: list[str], *, python: str = sys.executable,
+              project: Path = PROJECT_ROOT, numba_cache: Path) -> dict[str, Any]:
+    """Run this file as the child for ``layer``; its JSON report."""
+    cmd = child_command(layer, [python, str(project / "tests" / Path(__file__).name), str(stray), *parts],
+                        python, project, (stray,))
+    env = child_env(layer, numba_cache, project)
     done = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0 and done.stdout.strip(), f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -171,9 +183,9 @@ def stray() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def numba_cache() -> Iterator[Path]:
-    """One compiled-kernel cache for the children; handed to uid 65534 after each run, so the kernels are
-    compiled once (uid 65534 cannot write the checkout's __pycache__)."""
+    """Where the children running as uid 65534 share their compiled kernels."""
     folder = Path(tempfile.mkdtemp(prefix="ttslab-numba-"))
+    os.chown(folder, NOBODY, NOBODY)
     yield folder
     shutil.rmtree(folder)
 
@@ -187,7 +199,6 @@ def report(request: pytest.FixtureRequest, stray: Path, numba_cache: Path) -> di
     layer = request.param
     if layer not in REPORTS:
         REPORTS[layer] = run_child(layer, stray, list(PARTS), numba_cache=numba_cache)
-        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(numba_cache)], check=True)
     found = REPORTS[layer]
     assert found["layer"] == layer, f"expected the {layer} layer, the child got {found['layer']}: {found['reason']}"
     assert found["uid"] == (0 if layer == ROOT else NOBODY)
@@ -249,10 +260,12 @@ def test_in_the_fallback_the_audit_hook_guards(report: dict[str, Any]) -> None:
 
 
 def copy_checkout(target: Path) -> Path:
-    """The project's tracked (and new, unignored) files copied to ``target``, as a fresh clone would hold."""
+    """The project's tracked (and new, unignored) files copied to ``target``, as a fresh clone would hold,
+    plus the compiled-kernel cache if there is one (it only saves compiling them again)."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, listed):
+    kernels = PROJECT_ROOT.glob("engine/controllers/__pycache__/*.nb[ic]")
+    for name in [*filter(None, listed), *(str(k.relative_to(PROJECT_ROOT)) for k in kernels)]:
         if (PROJECT_ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / name, target / name)
@@ -279,6 +292,46 @@ def test_the_sandbox_works_from_a_project_and_venv_under_tmp(stray: Path, numba_
     # present but not writable: a mount point on the worker's private /tmp (an old bug left it missing)
     assert seen["repo"].startswith(("PermissionError: [Errno 13]", "OSError: [Errno 30]")), seen["repo"]
     assert seen["stray"].startswith("FileNotFoundError") and seen["uid"] == str(NOBODY), seen
+
+
+@pytest.mark.parametrize(("layer", "code"), [(ROOT, 0), (USER, 0), (FALLBACK, 1)])
+def test_doctor_names_the_active_layer(layer: str, code: int, numba_cache: Path) -> None:
+    """`python -m engine doctor` names the layer and why; the fallback exits 1 and says how to get the full one."""
+    db_dir = Path(tempfile.mkdtemp(prefix="ttslab-doctor-"))
+    os.chown(db_dir, NOBODY, NOBODY)
+    env = child_env(layer, numba_cache, TTSLAB_DB=str(db_dir / "t.duckdb"))
+    try:
+        done = subprocess.run(child_command(layer, [sys.executable, "-m", "engine", "doctor"]), cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(db_dir)
+    assert done.returncode == code, done.stderr
+    assert done.stdout.startswith(f"sandbox layer: {layer}\nwhy: "), done.stdout
+    assert ("WARNING: controllers run with rlimits and the audit hook only" in done.stdout) == (layer == FALLBACK)
+    assert ("user.max_user_namespaces" in done.stdout) == (layer == FALLBACK)
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "namespaces"])
+def test_home_page_warns_only_in_the_fallback(fallback: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's home page shows the fallback warning (no unshare on PATH here) and nothing on a namespace layer."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TTSLAB_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("TTSLAB_DB", str(tmp_path / "t.duckdb"))
+    if fallback:
+        monkeypatch.setenv("PATH", "/nonexistent")
+    sandbox.layer.cache_clear()
+    try:
+        at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+    finally:
+        sandbox.layer.cache_clear()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    if fallback:
+        assert len(warnings) == 1 and warnings[0].startswith("**Sandbox fallback** (util-linux unshare"), warnings
+        assert "python -m engine doctor" in warnings[0]
+    else:
+        assert warnings == []
 
 
 if __name__ == "__main__":
