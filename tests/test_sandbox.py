@@ -471,6 +471,10 @@ def umount(path):
     libc = ctypes.CDLL(None, use_errno=True)
     return os.strerror(ctypes.get_errno()) if libc.umount2(path.encode(), 2) else "unmounted"
 
+def new_user_namespace():
+    libc = ctypes.CDLL(None, use_errno=True)
+    return os.strerror(ctypes.get_errno()) if libc.unshare(0x10000000) else "unshared"  # CLONE_NEWUSER
+
 class Probe(LLMDesignedMethod):
     def solve(self, question):
         for obj in gc.get_objects():
@@ -489,6 +493,7 @@ class Probe(LLMDesignedMethod):
             "scratch": attempt(lambda: (open("f.txt", "w").write("hi"), open("f.txt").read())),
             "chroot": attempt(lambda: os.chroot("/usr")),
             "umount": attempt(lambda: umount("/usr")),
+            "userns": attempt(new_user_namespace),
         })
 '''
 

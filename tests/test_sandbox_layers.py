@@ -246,6 +246,7 @@ def test_kernel_layers_hold_with_the_audit_hook_switched_off(report: dict[str, A
     assert seen["scratch"] == "(2, 'hi')"
     assert seen["chroot"].startswith("PermissionError: [Errno 1]"), seen["chroot"]  # no capabilities left
     assert seen["umount"] == "'Operation not permitted'", seen["umount"]
+    assert seen["userns"] == "'Operation not permitted'", seen["userns"]  # none inside a chroot
 
 
 @pytest.mark.parametrize("report", [FALLBACK], indirect=True)
@@ -253,7 +254,7 @@ def test_in_the_fallback_the_audit_hook_guards(report: dict[str, Any]) -> None:
     """Without namespaces (an ordinary user, no unshare) the hook denies what the kernel layers would."""
     seen = report["kernel"]
     assert "no namespaces" in report["reason"] or "unshare" in report["reason"], report["reason"]
-    for attempt in ("tmp", "repo", "fork", "net", "data", "procs", "stray", "umount"):
+    for attempt in ("tmp", "repo", "fork", "net", "data", "procs", "stray", "umount", "userns"):
         assert seen[attempt].startswith("PermissionError: sandbox: "), (attempt, seen[attempt])
     assert seen["marker_on_host"] == "False" and seen["uid"] == str(NOBODY)
     assert not any(k in seen["env"] for k in ("TTSLAB", "KEY", "TOKEN", "SECRET"))
