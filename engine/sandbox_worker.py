@@ -271,6 +271,7 @@ def _bind_readonly(source: str, target: str, is_dir: bool, flags: int) -> None:
 
 
 def _kept_flags(path: str) -> int:
+    """The nosuid/nodev/noexec flags of the mount holding ``path``, as mount(2) flags."""
     have = os.statvfs(path).f_flag
     return sum(ms for st, ms in KEPT_FLAGS if have & st)
 

@@ -131,14 +131,16 @@ def reachable_for_nobody(paths: list[Path]) -> str:
             if not top.stat().st_mode & stat.S_IXOTH:
                 keep.setdefault(top, set()).add(Path(*path.parts[:depth + 1]))
                 break
-    lines = ['stash=$(mktemp -d)']
+    if not keep:
+        return "true"
+    lines = ["stash=$(mktemp -d)"]
     for n, (top, children) in enumerate(keep.items()):
         for m, child in enumerate(sorted(children)):
             lines += [f'mkdir "$stash/{n}.{m}"', f"mount --rbind '{child}' \"$stash/{n}.{m}\""]
         lines.append(f"mount -t tmpfs -o mode=0755 tmpfs '{top}'")
         for m, child in enumerate(sorted(children)):
             lines += [f"mkdir -p '{child}'", f"mount --move \"$stash/{n}.{m}\" '{child}'"]
-    return "; ".join(lines)
+    return "; ".join([*lines, 'rmdir "$stash"/* "$stash"'])
 
 
 def child_command(layer: str, cmd: list[str], python: str = sys.executable, project: Path = PROJECT_ROOT,
@@ -297,7 +299,8 @@ def test_the_sandbox_works_from_a_project_and_venv_under_tmp(stray: Path, numba_
 
 @pytest.mark.parametrize(("layer", "code"), [(ROOT, 0), (USER, 0), (FALLBACK, 1)])
 def test_doctor_names_the_active_layer(layer: str, code: int, numba_cache: Path) -> None:
-    """`python -m engine doctor` names the layer and why; the fallback exits 1 and says how to get the full one."""
+    """`python -m engine doctor` names the layer and why, and runs a controller on it; the fallback exits 1
+    and says how to get the full sandbox."""
     db_dir = Path(tempfile.mkdtemp(prefix="ttslab-doctor-"))
     os.chown(db_dir, NOBODY, NOBODY)
     env = child_env(layer, numba_cache, TTSLAB_DB=str(db_dir / "t.duckdb"))
@@ -310,6 +313,7 @@ def test_doctor_names_the_active_layer(layer: str, code: int, numba_cache: Path)
     assert done.stdout.startswith(f"sandbox layer: {layer}\nwhy: "), done.stdout
     assert ("WARNING: controllers run with rlimits and the audit hook only" in done.stdout) == (layer == FALLBACK)
     assert ("user.max_user_namespaces" in done.stdout) == (layer == FALLBACK)
+    assert re.search(r"\ncheck: a controller ran sandboxed in [\d.]+ s \(answer '7'\)\n$", done.stdout), done.stdout
 
 
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "namespaces"])
