@@ -2,12 +2,14 @@
 
 Controller source comes from strangers, so it runs in a pool of separate worker processes
 (``engine/sandbox_worker.py``), each confined before user code runs: its own network, mount
-and PID namespaces (``unshare``), a read-only root that holds only an allow-list (system
-libraries, Python, the installed packages, the ``engine`` package) and a private ``/tmp``
-scratch, so no copy of the replay data or the database is reachable, an unprivileged uid,
-rlimits, a minimal environment and an audit hook. Each worker loads the controller once and
-runs many episodes, and spare workers are started ahead of time (they have imported the
-engine but never ran user code), so process start-up does not dominate.
+and PID namespaces (``unshare``; as root, or inside a user namespace for anyone else), a
+read-only root that holds only an allow-list (system libraries, Python, the installed packages,
+the ``engine`` package) and a private ``/tmp`` scratch, so no copy of the replay data or the
+database is reachable, an unprivileged uid (or no capabilities), rlimits, a minimal environment
+and an audit hook; ``layer()`` says which of the three layers this machine gives, and why.
+Each worker loads the controller once and runs many episodes, and spare workers are started
+ahead of time (they have imported the engine but never ran user code), so process start-up
+does not dominate.
 
 Workers receive only the gold-free ``ReplayQuestion`` data and send back, per episode, the
 answer and the action log on a private pipe. The parent recomputes every figure by replaying
@@ -55,6 +57,10 @@ SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it own
 GRADE_BATCH = 256  # episodes whose costs the parent recomputes in one compiled call
 KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
 UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
+USER_FLAGS = ("--user", "--map-root-user")  # (unshare makes the user namespace first, then the others)
+LAYER_FLAGS = {protocol.NAMESPACES: UNSHARE_FLAGS, protocol.USER_NAMESPACES: (*USER_FLAGS, *UNSHARE_FLAGS)}
+LAYER_NAMES = {protocol.NAMESPACES: "namespaces (root)", protocol.USER_NAMESPACES: "namespaces (user)",
+               protocol.NO_NAMESPACES: "fallback"}
 WORKER_FILE = Path(protocol.__file__).resolve()
 
 
@@ -93,26 +99,82 @@ class SandboxError(ControllerError):
 
 
 # -- what the sandbox can use on this machine -------------------------------------------------
+@dataclass(frozen=True)
+class Layer:
+    """The confinement layer sandboxed workers get on this machine, and why."""
+
+    level: str  # protocol.NAMESPACES, USER_NAMESPACES or NO_NAMESPACES: what workers are started with
+    reason: str
+
+    @property
+    def name(self) -> str:
+        """'namespaces (root)', 'namespaces (user)' or 'fallback'."""
+        return LAYER_NAMES[self.level]
+
+    @property
+    def meaning(self) -> str:
+        """What the layer does to a worker, in one sentence (the fallback's: a warning)."""
+        return MEANINGS[self.level]
+
+    @property
+    def full(self) -> bool:
+        """Whether workers get the whole kernel confinement (any namespace layer)."""
+        return self.level != protocol.NO_NAMESPACES
+
+
+FALLBACK_WARNING = ("controllers run with rlimits and the audit hook only, with network access and as the current "
+                    "user; native code walks past the hook, so serve only trusted users, or enable unprivileged "
+                    "user namespaces (see docs/sandbox.md)")
+MEANINGS = {
+    protocol.NAMESPACES: "workers get their own network, mount and PID namespaces and an allow-listed read-only root, "
+                         f"and run as uid {SANDBOX_UID} without capabilities",
+    protocol.USER_NAMESPACES: "workers get their own user, network, mount and PID namespaces and an allow-listed "
+                              "read-only root, and run as the root of their user namespace without capabilities "
+                              "(your own uid outside it)",
+    protocol.NO_NAMESPACES: FALLBACK_WARNING,
+}
+
+
 @cache
+def layer() -> Layer:
+    """The strongest layer that works here, checked once and logged once: namespaces set up as root,
+    else the same namespaces inside a user namespace (any user, where the kernel allows them), else
+    the fallback (rlimits and the audit hook; a warning)."""
+    found = _choose_layer()
+    if found.full:
+        log.info("sandbox: %s (%s)", found.name, found.reason)
+    else:
+        log.warning("sandbox: fallback, no namespaces (%s); %s", found.reason, FALLBACK_WARNING)
+    return found
+
+
 def isolation() -> str:
-    """'namespaces' if workers can get their own network/mount/PID namespaces, else 'none'
-    (checked once; 'none' logs a one-line warning, and the audit hook is the remaining guard)."""
-    reason = _namespaces_unavailable()
-    if reason is None:
-        return protocol.NAMESPACES
-    log.warning("sandbox: no namespaces (%s); controllers run with rlimits and the audit hook only, "
-                "with network access and as the current user", reason)
-    return protocol.NO_NAMESPACES
+    """The level workers are started with: ``layer().level``."""
+    return layer().level
 
 
-def _namespaces_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "not running as root"
+def _choose_layer() -> Layer:
     if shutil.which("unshare") is None or shutil.which("mount") is None:
-        return "util-linux unshare/mount not found"
-    probe = [shutil.which("unshare"), *UNSHARE_FLAGS, "mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", "/mnt"]
+        return Layer(protocol.NO_NAMESPACES, "util-linux unshare/mount not found")
+    if os.geteuid() == 0:
+        failed = _namespaces_unavailable(protocol.NAMESPACES)
+        if failed is None:
+            return Layer(protocol.NAMESPACES, "running as root, and unshare works")
+        failed = f"as root: {failed}"
+    else:
+        failed = f"not running as root (uid {os.geteuid()})"
+    why = _namespaces_unavailable(protocol.USER_NAMESPACES)
+    if why is None:
+        return Layer(protocol.USER_NAMESPACES, f"{failed}; unprivileged user namespaces work")
+    return Layer(protocol.NO_NAMESPACES, f"{failed}; user namespaces: {why}")
+
+
+def _namespaces_unavailable(level: str) -> str | None:
+    """Why ``unshare`` cannot give a worker ``level``'s namespaces here (a probe mounts a tmpfs), or None."""
+    unshare = shutil.which("unshare") or "unshare"
+    probe = [unshare, *LAYER_FLAGS[level], "mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", "/tmp"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=10, env=_base_env("/"))
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=10, env=_base_env("/"), cwd="/")
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unshare failed: {exc}"
     return None if done.returncode == 0 else f"unshare failed: {done.stderr.strip()[:200]}"
@@ -473,12 +535,11 @@ class _Proc:
 
 def _start_worker(level: str, spare: bool = False) -> _Proc:
     """Start a worker; it imports the engine, then waits for its job on stdin."""
-    prefix = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS] if level == protocol.NAMESPACES else []
     r, w = os.pipe()
-    cmd = [*prefix, sys.executable, "-I", "-B", str(WORKER_FILE), str(w)]
     try:
-        popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 pass_fds=(w,), env=_base_env("/"), cwd="/", start_new_session=True)
+        popen = subprocess.Popen(_worker_command(level, w), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, pass_fds=(w,), env=_base_env("/"), cwd="/",
+                                 start_new_session=True)
     except BaseException:
         os.close(r)
         raise
@@ -486,6 +547,13 @@ def _start_worker(level: str, spare: bool = False) -> _Proc:
         os.close(w)
     os.set_blocking(r, False)
     return _Proc(popen, r, level, spare)
+
+
+def _worker_command(level: str, fd: int) -> list[str]:
+    """The worker's command line: under ``unshare`` with the namespaces of ``level``, if any."""
+    flags = LAYER_FLAGS.get(level)
+    prefix = [] if flags is None else [shutil.which("unshare") or "unshare", *flags]
+    return [*prefix, sys.executable, "-I", "-B", str(WORKER_FILE), str(fd)]
 
 
 def _send(proc: _Proc, line: str) -> bool:

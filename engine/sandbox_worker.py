@@ -29,17 +29,23 @@ HEADER = struct.Struct(">I")  # frame = 4-byte big-endian length + UTF-8 JSON ob
 FRAME_SLACK = 16 << 20  # room in a frame for the answer and the action log, beside the trace
 BATCH_EPISODES = 64  # episode reports per frame at most
 BATCH_SECONDS = 0.02  # and none waits longer than this to be sent
-NAMESPACES, NO_NAMESPACES = "namespaces", "none"
+# The confinement layers ("isolation" levels), strongest first: namespaces set up as root (then the uid
+# drop), namespaces inside a user namespace (any user; root of it without capabilities), the fallback.
+NAMESPACES, USER_NAMESPACES, NO_NAMESPACES = "namespaces", "user-namespaces", "none"
 SCRATCH_IN_NAMESPACE = "/tmp/ttslab-scratch"  # on the worker's private /tmp tmpfs
-NEW_ROOT = "/tmp/root"  # where the worker's root is built, on a private tmpfs over /tmp
+NEW_ROOT = "root"  # the worker's root is built in /tmp/root, on a private tmpfs over /tmp
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only
 SYSTEM_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc/ld.so.cache",
                 "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 MAX_TEXT = 20_000  # characters of traceback text sent back
 
 # mount(2) flags
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
-PR_SET_NO_NEW_PRIVS = 38
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
+# statvfs flags of a mount -> the mount(2) flags its read-only remount keeps (a user namespace may not
+# clear them; atime flags are kept by the kernel when a remount names none)
+KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 38, 23, 24
+CAPABILITY_VERSION_3 = 0x20080522
 
 
 def max_frame(trace_bytes: int) -> int:
@@ -165,7 +171,8 @@ def confine(job: dict[str, Any], index: int) -> str:
     import resource
 
     lim = job["limits"]
-    if job["isolation"] == NAMESPACES:
+    namespaces = job["isolation"] in (NAMESPACES, USER_NAMESPACES)
+    if namespaces:
         scratch = _private_root(job["hidden"], lim["scratch_bytes"], job["uid"], job["gid"])
     else:
         scratch = os.path.join(job["scratch"], f"w{index}")  # made by the parent
@@ -177,6 +184,8 @@ def confine(job: dict[str, Any], index: int) -> str:
                        (resource.RLIMIT_FSIZE, (lim["scratch_bytes"],) * 2),
                        (resource.RLIMIT_CORE, (0, 0))):
         resource.setrlimit(res, value)
+    if namespaces:
+        _drop_bounding_set()  # (needs CAP_SETPCAP, so before the uid drop)
     if job["uid"] is not None and os.geteuid() == 0:
         os.setgroups([])
         os.setgid(job["gid"])
@@ -184,10 +193,34 @@ def confine(job: dict[str, Any], index: int) -> str:
     # After the uid drop: RLIMIT_NPROC counts the processes of the (unprivileged) uid.
     resource.setrlimit(resource.RLIMIT_NPROC, (lim["max_processes"],) * 2)
     _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if namespaces:
+        _drop_capabilities()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
     signal.signal(signal.SIGXCPU, _on_xcpu)
     signal.signal(signal.SIGALRM, _on_alarm)
     return scratch
+
+
+def _drop_bounding_set() -> None:
+    """Empty the capability bounding set: no program run later can gain a capability."""
+    libc = _libc()
+    for cap in range(64):  # (numbers past the kernel's last capability fail harmlessly)
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    if any(libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 for cap in range(64)):
+        raise OSError("could not empty the capability bounding set")
+
+
+def _drop_capabilities() -> None:
+    """Clear every capability of this process. In a user namespace the worker is its root (the uid
+    cannot be dropped: only one uid is mapped), so this, with the empty bounding set and no_new_privs,
+    is what keeps it from undoing the mounts or leaving the chroot."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable (x2 words): all empty
+    if _libc().capset(header, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
 
 
 def _libc() -> Any:
@@ -225,15 +258,22 @@ def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def _bind_readonly(source: str, target: str) -> None:
-    """Bind ``source`` (a directory or a file, device nodes included) at ``target``, read-only."""
-    if os.path.isdir(source):
+def _bind_readonly(source: str, target: str, is_dir: bool, flags: int) -> None:
+    """Bind ``source`` (a directory or a file, device nodes included) at ``target``, read-only,
+    keeping ``flags`` (the source mount's nosuid/nodev/noexec)."""
+    if is_dir:
         os.makedirs(target, mode=0o755, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         open(target, "a").close()
     _mount(source, target, None, MS_BIND | MS_REC)
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | flags)
+
+
+def _kept_flags(path: str) -> int:
+    """The nosuid/nodev/noexec flags of the mount holding ``path``, as mount(2) flags."""
+    have = os.statvfs(path).f_flag
+    return sum(ms for st, ms in KEPT_FLAGS if have & st)
 
 
 def _mask(target: str) -> None:
@@ -251,20 +291,26 @@ def _private_root(hidden: list[str], size: int, uid: int | None, gid: int | None
 
     An allow-list, not a deny-list: a copy of the replay data or a database anywhere else on the
     machine (another checkout, a home directory, a shared folder) does not exist for the controller.
-    ``hidden`` paths that fall inside an allowed directory are masked as well."""
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")
-    root = NEW_ROOT
+    ``hidden`` paths that fall inside an allowed directory are masked as well.
+
+    The root is staged on a tmpfs over the host's ``/tmp``, so the allow-list and its sources are read
+    first; a source under ``/tmp`` (a quick checkout, a CI build folder, a venv) is then bound through
+    the working directory, which stays in the covered host ``/tmp``."""
+    binds = [(path, os.path.isdir(path), _kept_flags(path)) for path in allowed_paths()]
+    tmp = os.path.realpath("/tmp")
+    os.chdir(tmp)
+    _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")
+    root = os.path.join(tmp, NEW_ROOT)
     os.mkdir(root, 0o755)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    allowed = allowed_paths()
-    for path in allowed:
-        if not os.path.exists(root + path):  # (one inside another is bound with it)
-            _bind_readonly(path, root + path)
-    for h in sorted(hidden, key=len):
-        if os.path.exists(root + h) and not any(_under(p, h) for p in allowed):
-            _mask(root + h)
-    os.makedirs(root + "/tmp", mode=0o755, exist_ok=True)
+    os.mkdir(root + "/tmp", 0o755)  # the private /tmp comes first, so that binds under /tmp land on it
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    for path, is_dir, flags in binds:
+        if not os.path.exists(root + path):  # (one inside another is bound with it)
+            _bind_readonly(os.path.relpath(path, tmp) if _under(path, tmp) else path, root + path, is_dir, flags)
+    for h in sorted(hidden, key=len):
+        if os.path.exists(root + h) and not any(_under(path, h) for path, _, _ in binds):
+            _mask(root + h)
     _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
     os.makedirs(SCRATCH_IN_NAMESPACE, mode=0o700)

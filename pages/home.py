@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from engine import plots
+from engine import plots, sandbox
 from engine.controllers import BETAS, BUDGET_KNOB, BUDGETS, BUILTINS
 from engine.evaluate import ControllerSpec, EvalResult, evaluate
 from engine.paths import data_dir
@@ -33,6 +33,7 @@ def main() -> None:
     st.title("TTS Lab")
     st.caption("Replay pre-collected reasoning branches to compare test-time-scaling controllers: "
                "accuracy against tokens, on a laptop, without a GPU or an API key.")
+    sandbox_warning()
     try:
         store = current_store()
         infos = ensure_datasets(store)
@@ -150,6 +151,14 @@ def show_metrics(result: EvalResult) -> None:
     cells[3].metric("95% CI", f"{lo:.1f} - {hi:.1f}%")
     cells[4].metric("seconds", f"{result.seconds:.3f}")
     cells[5].metric("from cache", "yes" if result.cached else "no")
+
+
+def sandbox_warning() -> None:
+    """Nobody should serve strangers' controller code on the weak sandbox layer without knowing it."""
+    layer = sandbox.layer()
+    if not layer.full:
+        st.warning(f"**Sandbox fallback** ({layer.reason}): {layer.meaning}. Run `python -m engine doctor` "
+                   "for how to get the full sandbox.", icon="⚠️")
 
 
 main()

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -371,8 +372,8 @@ class GoldHunter(LLMDesignedMethod):
 '''
 
 
-@pytest.fixture
-def stray_copy() -> Iterator[Path]:
+@contextmanager
+def stray_data() -> Iterator[Path]:
     """A world-readable copy of the replay data outside the configured data directory (as another
     checkout or a download in a home directory would be): nothing tells the sandbox to hide it."""
     folder = Path(tempfile.mkdtemp(prefix=".stray-data-", dir=PROJECT_ROOT))
@@ -380,8 +381,16 @@ def stray_copy() -> Iterator[Path]:
     copy = folder / "aime24.json"
     shutil.copyfile(data_dir() / "Qwen3-8B" / "aime24.json", copy)
     copy.chmod(0o644)
-    yield folder
-    shutil.rmtree(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def stray_copy() -> Iterator[Path]:
+    with stray_data() as folder:
+        yield folder
 
 
 def hunter(stray: Path, routes: tuple[str, ...] = ()) -> ControllerSpec:
@@ -449,6 +458,54 @@ def test_forged_output_cannot_change_the_graded_figures(runs: Path) -> None:
     assert_contained(runs, started)
 
 
+KERNEL_PROBE = '''
+import ctypes, gc, os, socket
+
+def attempt(fn):
+    try:
+        return repr(fn())
+    except BaseException as exc:
+        return type(exc).__name__ + ": " + str(exc)
+
+def umount(path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    return os.strerror(ctypes.get_errno()) if libc.umount2(path.encode(), 2) else "unmounted"
+
+def new_user_namespace():
+    libc = ctypes.CDLL(None, use_errno=True)
+    return os.strerror(ctypes.get_errno()) if libc.unshare(0x10000000) else "unshared"  # CLONE_NEWUSER
+
+class Probe(LLMDesignedMethod):
+    def solve(self, question):
+        for obj in gc.get_objects():
+            if SWITCH_OFF and type(obj).__name__ == "Guard":
+                obj.busy = True  # the hook now lets everything through
+        return repr({
+            "tmp": attempt(lambda: open(MARKER, "w").write("x")),
+            "repo": attempt(lambda: open(REPO_FILE, "w").write("x")),
+            "fork": attempt(os.fork),
+            "net": attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=1)),
+            "data": attempt(lambda: os.listdir(DATA_DIR)),
+            "procs": attempt(lambda: sorted(p for p in os.listdir("/proc") if p.isdigit())),
+            "stray": attempt(lambda: open(STRAY_FILE).read(10)),
+            "uid": attempt(os.getuid),
+            "env": attempt(lambda: sorted(os.environ)),
+            "scratch": attempt(lambda: (open("f.txt", "w").write("hi"), open("f.txt").read())),
+            "chroot": attempt(lambda: os.chroot("/usr")),
+            "umount": attempt(lambda: umount("/usr")),
+            "userns": attempt(new_user_namespace),
+        })
+'''
+
+
+def kernel_probe(marker: str, stray: Path, switch_off: bool = True) -> ControllerSpec:
+    """A controller that (with ``switch_off``) defeats the audit hook, then tries what only the kernel
+    layers can stop; its answer is the repr of a dict: attempt -> result or exception."""
+    names = {"MARKER": marker, "REPO_FILE": str(PROJECT_ROOT / "pwned.txt"), "DATA_DIR": str(data_dir()),
+             "STRAY_FILE": str(stray / "aime24.json"), "SWITCH_OFF": switch_off}
+    return ControllerSpec.from_source("".join(f"{k} = {v!r}\n" for k, v in names.items()) + KERNEL_PROBE)
+
+
 @pytest.mark.skipif(sandbox.isolation() != "namespaces", reason="needs unshare namespaces (root)")
 def test_kernel_layers_hold_with_the_audit_hook_switched_off(
     runs: Path, stray_copy: Path, monkeypatch: pytest.MonkeyPatch,
@@ -458,35 +515,8 @@ def test_kernel_layers_hold_with_the_audit_hook_switched_off(
     monkeypatch.setenv("TTSLAB_SECRET", "s3cret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     marker = f"/tmp/ttslab-pwned-{uuid.uuid4().hex}"
-    source = f'''
-import gc, os, socket
-
-def attempt(fn):
-    try:
-        return repr(fn())
-    except BaseException as exc:
-        return type(exc).__name__ + ": " + str(exc)
-
-class Probe(LLMDesignedMethod):
-    def solve(self, question):
-        for obj in gc.get_objects():
-            if type(obj).__name__ == "Guard":
-                obj.busy = True  # the hook now lets everything through
-        return repr({{
-            "tmp": attempt(lambda: open({marker!r}, "w").write("x")),
-            "repo": attempt(lambda: open({str(PROJECT_ROOT / "pwned.txt")!r}, "w").write("x")),
-            "fork": attempt(os.fork),
-            "net": attempt(lambda: socket.create_connection(("127.0.0.1", 22), timeout=1)),
-            "data": attempt(lambda: os.listdir({str(data_dir())!r})),
-            "procs": attempt(lambda: sorted(p for p in os.listdir("/proc") if p.isdigit())),
-            "stray": attempt(lambda: open({str(stray_copy / "aime24.json")!r}).read(10)),
-            "uid": attempt(os.getuid),
-            "env": attempt(lambda: sorted(os.environ)),
-            "scratch": attempt(lambda: (open("f.txt", "w").write("hi"), open("f.txt").read())),
-        }})
-'''
     started = time.monotonic()
-    out = run_sandboxed(real(1), ControllerSpec.from_source(source), shuffles=1, limits=FAST)
+    out = run_sandboxed(real(1), kernel_probe(marker, stray_copy), shuffles=1, limits=FAST)
     seen = eval(out.answers[0][0])  # our own test's repr
     assert seen["tmp"] == "1" and not Path(marker).exists()  # wrote into the worker's private /tmp only
     assert seen["repo"].startswith("OSError: [Errno 30] Read-only file system")
