@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import controllers, saved
-from engine.evaluate import ControllerSpec, EvalResult, evaluate, result_key, sweep
+from engine.evaluate import ControllerSpec, EvalResult, result_key, sweep
 from engine.pareto import (
     AVERAGE,
     Matched,
@@ -206,24 +206,33 @@ def paper_rounding(result: EvalResult) -> tuple[float, float]:
 
 def table1(store: Store, rows: Sequence[dict[str, str]], *, shuffles: int = 100,
            progress: Progress | None = None) -> list[Table1Row]:
-    """Every Table 1 row with ours beside it; a dataset missing from the store leaves ours empty."""
+    """Every Table 1 row with ours beside it; a dataset missing from the store leaves ours empty.
+
+    Rows are evaluated one dataset at a time through ``sweep`` (one cache read, batched writes).
+    """
     stored = {info.name for info in store.list_datasets()}
-    out = []
-    for i, row in enumerate(rows, 1):
-        model, bench, method = row["model"], row["benchmark"], row["method"]
-        name = f"{model}/{bench}"
-        ours: tuple[float | None, float | None] = (None, None)
-        note = TABLE1_EXCEPTIONS.get((model, method), "")
+    ours: dict[int, tuple[float, float]] = {}
+    by_dataset: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_dataset.setdefault(f"{row['model']}/{row['benchmark']}", []).append(i)
+    done = 0
+    for name, indices in by_dataset.items():
         if name in stored:
-            ours = paper_rounding(evaluate(store.load_dataset(name), table1_spec(model, method),
-                                           shuffles=shuffles, store=store))
-        else:
-            note = f"{name} is not in the store"
-        out.append(Table1Row(model, bench, method, float(row["accuracy_pct"]), ours[0],
-                             float(row["avg_total_tokens_k"]), ours[1], note))
+            specs = [table1_spec(rows[i]["model"], rows[i]["method"]) for i in indices]
+            results = sweep([store.load_dataset(name)], specs, shuffles=shuffles, store=store)
+            ours.update({i: paper_rounding(r) for i, r in zip(indices, results, strict=True)})
+        done += len(indices)
         if progress is not None:
-            progress(i, len(rows), f"{name} {method}")
-    return out
+            progress(done, len(rows), name)
+    return [_table1_row(row, ours.get(i), f"{row['model']}/{row['benchmark']}" in stored) for i, row in enumerate(rows)]
+
+
+def _table1_row(row: dict[str, str], ours: tuple[float, float] | None, stored: bool) -> Table1Row:
+    model, bench, method = row["model"], row["benchmark"], row["method"]
+    note = TABLE1_EXCEPTIONS.get((model, method), "") if stored else f"{model}/{bench} is not in the store"
+    acc, tokens = ours if ours is not None else (None, None)
+    return Table1Row(model, bench, method, float(row["accuracy_pct"]), acc, float(row["avg_total_tokens_k"]),
+                     tokens, note)
 
 
 # -- comparing runs ---------------------------------------------------------------------------------
