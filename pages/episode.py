@@ -56,9 +56,11 @@ def inputs(store: Store, names: list[str]) -> tuple[Dataset, int, int, Controlle
     stored = {f"{saved.PREFIX}{s.id}": s for s in saved.list_controllers(store)}
     options = sorted(BUILTINS) + sorted(PRESETS) + list(stored)
     warn_unknown("controller", options, "controller", " (a deleted saved controller?)")
+    # No format_func: a bound selectbox writes the option's text to the URL, which must stay the id.
     name = a.selectbox("controller", options, key="controller", bind="query-params",
-                       index=options.index(DEFAULT_CONTROLLER),
-                       format_func=lambda r: f"{stored[r].name} (saved {stored[r].id[:8]})" if r in stored else r)
+                       index=options.index(DEFAULT_CONTROLLER))
+    if name in stored:
+        a.caption(f"saved controller **{stored[name].name}** (runs sandboxed)")
     warn_unknown("mode", MODES, "mode")
     mode = c.selectbox("mode", MODES, key="mode", bind="query-params")
     knob = BUDGET_KNOB.get(name)

@@ -25,8 +25,7 @@ from ui.context import USER_ERRORS, current_store
 from ui.links import copy_link_button
 from ui.query import initial, multiselect_param, warn_unknown
 
-VIEWS = ("frontier", "table1")
-VIEW_LABELS = {"frontier": "Frontier", "table1": "Paper Table 1"}
+VIEWS = ("frontier", "table1")  # bound widgets put the option text itself in the URL: keep it short
 DEFAULT_CONTROLLERS = ("sc", "cmc")
 DEFAULT_BASELINE = "sc | k=64"
 STOPPED = "frontier_stopped"
@@ -43,8 +42,8 @@ def main() -> None:
             return
         presets(names)
         warn_unknown("view", VIEWS, "view")
-        view = st.segmented_control("view", VIEWS, key="view", bind="query-params", default=initial("view", "frontier"),
-                                    format_func=VIEW_LABELS.get)
+        view = st.segmented_control("view", VIEWS, key="view", bind="query-params",
+                                    default=initial("view", "frontier"))
         if view == "table1":
             table1_view(store)
         else:
