@@ -200,6 +200,9 @@ def table1_view(store: Store) -> None:
     st.caption("Ours: 100 shuffles, compat mode, accuracy to 0.1 %, int(tokens) to 0.1k as the paper prints "
                "them. Qwen3-4B ASC uses max_samples=40 as the paper did; the Qwen3-1.7B Parallel-Probe row "
                "is not reproducible with any known setting (docs: controllers.md).")
+    differ = [f"{r.model}/{r.benchmark} {r.method}" for r in rows if not r.matches]
+    if differ:
+        st.warning("Cells that differ from the paper: " + "; ".join(differ), icon=":material/difference:")
     st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3)
     st.download_button("Table 1 (CSV)", frame.to_csv(index=False), "table1.csv", "text/csv", on_click="ignore")
 
