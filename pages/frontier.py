@@ -171,12 +171,13 @@ def run_name(row: dict[str, Any]) -> str:
 
 
 def exports(fig: Any, panel_points: dict[str, list[Any]]) -> None:
-    """The points as CSV, the figure as standalone HTML and as PNG (rendered only when clicked)."""
+    """The points as CSV, the figure as standalone HTML and as PNG (both rendered only when clicked)."""
     points = [p for pts in panel_points.values() for p in pts]
     a, b, c = st.columns(3)
     a.download_button("Points (CSV)", pd.DataFrame(fr.points_rows(points)).to_csv(index=False),
                       "frontier_points.csv", "text/csv", on_click="ignore")
-    b.download_button("Figure (HTML)", export.figure_html(fig), "frontier.html", "text/html", on_click="ignore")
+    b.download_button("Figure (HTML)", lambda: export.figure_html(fig), "frontier.html", "text/html",
+                      on_click="ignore")
     c.download_button("Figure (PNG)", lambda: export.figure_png(fig), "frontier.png", "image/png",
                       on_click="ignore")
 

@@ -108,3 +108,11 @@ def test_html_export_is_standalone():
     """The HTML export inlines plotly.js, so it opens without a network."""
     html = export.figure_html(frontier_figure(PANELS))
     assert "<html>" in html and "<script src=" not in html and len(html) > 1_000_000
+
+
+def test_png_export_renders_offline():
+    """kaleido renders the frontier figure to PNG through the installed Chromium, at the figure's height."""
+    png = export.figure_png(frontier_figure(PANELS), width=700)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (700 * export.PNG_SCALE, frontier_figure(PANELS).layout.height * export.PNG_SCALE)
