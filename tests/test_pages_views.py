@@ -79,6 +79,9 @@ def test_frontier_link_with_unknown_names_explains_and_carries_on(store):
     warnings = " ".join(w.value for w in at.warning)
     assert "'nope/x'" in warnings and "'saved:0000dead'" in warnings and "'magic'" in warnings
     assert [a["text"] for a in chart(at)["layout"]["annotations"]] == [f"{A} (search)"]
+    only_unknown = open_page("frontier", datasets="nope/x", controllers="sc", shuffles="3")
+    assert "showing the default instead" in only_unknown.warning[0].value
+    assert only_unknown.multiselect(key="datasets").value == [sorted(i.name for i in store.list_datasets())[0]]
 
 
 def test_figure3_preset_sets_the_held_out_panels_and_sweeps(store):

@@ -27,12 +27,13 @@ def multiselect_param(label: str, options: Sequence[str], key: str, default: Seq
     if key not in st.session_state:
         raw = [v for item in st.query_params.get_all(key) for v in item.split(",") if v]
         unknown = [v for v in raw if v not in options]
+        known = [v for v in raw if v in options]
         if unknown:
             st.warning(f"This link names the {what} {', '.join(map(repr, unknown))}, which "
-                       f"{'is' if len(unknown) == 1 else 'are'} not available here; left out.",
+                       f"{'is' if len(unknown) == 1 else 'are'} not available here; left out"
+                       + ("." if known else ", showing the default instead."),
                        icon=":material/link_off:")
-        known = [v for v in raw if v in options]
-        st.session_state[key] = known if raw else [d for d in default if d in options]
+        st.session_state[key] = known or [d for d in default if d in options]
     else:
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
     value = container.multiselect(label, options, key=key, format_func=format_func, **kwargs)
