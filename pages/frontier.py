@@ -75,7 +75,9 @@ def frontier_view(store: Store, names: list[str]) -> None:
     if not run.all_points():
         return
     panel_points = fr.panels(run, heldout)
-    fig = frontier_figure(panel_points, axis, title=f"Accuracy vs {axis} tokens ({shuffles} shuffles, {mode})")
+    bands = st.toggle("95% CI bands", True, key="ci", bind="query-params")
+    fig = frontier_figure(panel_points, axis, title=f"Accuracy vs {axis} tokens ({shuffles} shuffles, {mode})",
+                          bands=bands)
     st.plotly_chart(fig, width="stretch")
     summary(panel_points, axis)
     compare_runs(entries, run)
@@ -94,7 +96,7 @@ def frontier_inputs(store: Store, names: list[str]) -> tuple[list[str], list[str
                              container=right, format_func=lambda r: saved.get(r, r),
                              help="built-ins by their sweeps (budget baselines by budget, CMC by beta); "
                                   "saved controllers by beta, sandboxed")
-    a, b, c = right.columns(3)
+    a, b, c = right.columns([3, 2, 2])
     warn_unknown("axis", AXES, "token axis")
     axis = a.segmented_control("tokens", AXES, key="axis", bind="query-params",
                                 default=initial("axis", "total"))
@@ -122,7 +124,7 @@ def sweep_with_stop(store: Store, datasets: list[str], entries: list[SweepEntry]
     slot = st.empty()
     with slot.container():
         bar = st.progress(0.0, text="evaluating the sweeps ...")
-        st.button("Stop", on_click=st.session_state.update, kwargs={STOPPED: signature})
+        st.button("Stop the sweep", on_click=st.session_state.update, kwargs={STOPPED: signature})
     try:
         return fr.run_sweeps(store, datasets, entries, shuffles=shuffles, mode=mode,
                              progress=lambda done, total, label: bar.progress(done / total,
@@ -138,7 +140,8 @@ def summary(panel_points: dict[str, list[Any]], axis: str) -> None:
     options.sort(key=lambda o: o != DEFAULT_BASELINE)  # the default first: SC@64 when it is swept
     warn_unknown("baseline", options, "baseline")
     baseline = st.selectbox("baseline for matched accuracy", options, key="baseline", bind="query-params")
-    st.dataframe(pd.DataFrame(fr.summary_rows(panel_points, baseline, axis)), hide_index=True, width="stretch")
+    rows = fr.summary_rows(panel_points, baseline, axis)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=35 * (min(len(rows), 30) + 1) + 3)
     st.caption("Frontier score: mean attainable accuracy over log tokens on the range all controllers of a panel "
                "cover. Tokens at the baseline's accuracy: the cheapest config reaching it, as a share of the "
                "baseline's tokens. Definitions: docs/frontier.md.")

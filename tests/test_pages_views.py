@@ -115,7 +115,7 @@ def test_explorer_link_shows_the_question_and_its_grid(store):
     assert at.metric[0].value == question.gold
     grid = explore.probe_grid(question)
     heat = chart(at)["data"][0]
-    assert heat["y"] == [f"#{b}" for b in grid.branches]
+    assert chart(at)["layout"]["yaxis"]["ticktext"] == [f"#{b}" for b in grid.branches]
     assert [[-1 if v is None else v for v in row] for row in heat["z"]] == [list(r) for r in grid.codes]
     warned = open_page("explorer", dataset="gone/x")
     assert "'gone/x'" in warned.warning[0].value and warned.metric
@@ -131,6 +131,9 @@ def test_episode_link_replays_the_episode_and_the_step_slider_rewinds(store):
     at.slider(key="step").set_value(2).run()
     assert len(at.dataframe[0].value) == 2
     assert "action 2 of 8" in chart(at)["layout"]["title"]["text"]
+    next(b for b in at.button if b.label == "▶").click().run()
+    assert at.slider(key="step").value == 3 and "action 3 of 8" in chart(at)["layout"]["title"]["text"]
+    assert not at.warning, [w.value for w in at.warning]
 
 
 def test_episode_runs_a_saved_controller_and_explains_a_deleted_one(store):

@@ -49,6 +49,7 @@ def test_frontier_figure_sequential_axis_and_extra_series():
     (live,) = [t for t in fig.data if t.name == "live"]
     assert (live.xaxis, list(live.x), list(live.y)) == ("x2", [210.0], [45.0])
     assert "sequential" in fig.layout.xaxis.title.text
+    assert not [t for t in frontier_figure(PANELS, bands=False).data if t.name.endswith(" CI")]
 
 
 def test_parallel_coordinates_dimensions_are_the_given_columns():
@@ -71,7 +72,8 @@ def test_probe_heatmap_cells_are_cluster_codes_with_answers_and_tokens():
     heat = fig.data[0]
     assert [list(r) for r in heat.z] == [[3, 0, None], [1, 1, 1], [None, None, None]]
     assert list(heat.text[0]) == ["No", "7", ""]
-    assert list(heat.customdata[1][2]) == [1500, 1600]
+    assert list(heat.customdata[1][2]) == [1500, 1600, 1]  # tokens so far, branch length, branch index
+    assert list(fig.layout.yaxis.ticktext) == ["#0", "#1", "#2"]
     legend = [t.name for t in fig.data[1:]]
     assert legend[0] == "7 (correct)" and legend[-1] == explore.PLACEHOLDER
     assert fig.data[1].marker.color == explorer.GOLD_COLOR

@@ -30,19 +30,20 @@ def probe_heatmap(grid: ProbeGrid, title: str = "") -> go.Figure:
     z = [[None if c < 0 else c for c in row] for row in grid.codes]
     scale = [v for i, c in enumerate(colors) for v in ((i / k, c), ((i + 1) / k, c))]
     steps = list(range(1, len(grid.codes[0]) + 1)) if grid.codes else []
-    rows = [f"#{b}" for b in grid.branches]
-    tokens = [[(s * grid.probe_freq, t) for s in steps] for t in grid.tokens]
+    rows = list(range(len(grid.branches)))  # numeric rows: the legend's empty traces keep the axes numeric
+    hover = [[(s * grid.probe_freq, t, b) for s in steps] for t, b in zip(grid.tokens, grid.branches, strict=True)]
     fig = go.Figure(go.Heatmap(
-        z=z, x=steps, y=rows, text=grid.answers, customdata=tokens, zmin=-0.5, zmax=k - 0.5,
+        z=z, x=steps, y=rows, text=grid.answers, customdata=hover, zmin=-0.5, zmax=k - 0.5,
         colorscale=scale, xgap=0.5, ygap=0.5, showscale=False,
-        hovertemplate="branch %{y}, step %{x}<br>answer <b>%{text}</b><br>after %{customdata[0]:,} of "
-                      "%{customdata[1]:,} tokens<extra></extra>",
+        hovertemplate="branch #%{customdata[2]}, step %{x}<br>answer <b>%{text}</b><br>after %{customdata[0]:,} "
+                      "of %{customdata[1]:,} tokens<extra></extra>",
     ))
     for i, label in enumerate(grid.clusters):  # legend entries for the colours
         name = f"{label} (correct)" if i == 0 else label
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
                                  marker={"color": colors[i], "size": 12, "symbol": "square"}))
-    fig.update_yaxes(autorange="reversed", title_text="branch (file index)", showticklabels=len(rows) <= 64)
+    fig.update_yaxes(autorange="reversed", title_text="branch (file index)", tickmode="array", tickvals=rows,
+                     ticktext=[f"#{b}" for b in grid.branches], showticklabels=len(rows) <= 64, zeroline=False)
     fig.update_xaxes(title_text=f"probe step (x {grid.probe_freq} tokens)")
     fig.update_layout(title=title or "Probed answers, branch by branch", height=max(400, 160 + 7 * len(rows)),
                       legend={"title": {"text": "answer"}}, plot_bgcolor="white")

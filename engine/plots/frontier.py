@@ -38,37 +38,38 @@ def controller_colors(names: Sequence[str]) -> dict[str, str]:
 
 def frontier_figure(
     panels: Mapping[str, Sequence[Point]], axis: str = "total", *, title: str = "",
-    extra: Mapping[str, Sequence[Series]] | None = None,
+    extra: Mapping[str, Sequence[Series]] | None = None, bands: bool = True,
 ) -> go.Figure:
-    """One panel per title: each controller's sweep as a line with its CI band, the Pareto frontier
-    across all controllers as a dark dashed line with ringed points; log x. ``extra`` adds named
-    point series to the panels of those titles."""
+    """One panel per title: each controller's sweep as a line (with its CI band if ``bands``), the
+    Pareto frontier across all controllers as a dark dashed line with ringed points; log x. ``extra``
+    adds named point series to the panels of those titles (e.g. live generation)."""
     titles = list(panels)
     rows = max(1, math.ceil(len(titles) / COLUMNS))
     cols = COLUMNS if len(titles) > 1 else 1
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None, horizontal_spacing=0.08,
-                        vertical_spacing=0.12 / rows + 0.04)
+                        vertical_spacing=min(0.3, 130 / (PANEL_PX * rows)))
     names = list(dict.fromkeys(p.controller for pts in panels.values() for p in pts))
     colors = controller_colors(names)
     for i, panel in enumerate(titles):
         where = {"row": i // cols + 1, "col": i % cols + 1}
-        for trace in panel_traces(panels[panel], axis, colors, first=i == 0):
+        for trace in panel_traces(panels[panel], axis, colors, first=i == 0, bands=bands):
             fig.add_trace(trace, **where)
         for j, series in enumerate((extra or {}).get(panel, ())):
             fig.add_trace(extra_trace(series, PALETTE[(len(names) + j) % len(PALETTE)]), **where)
     fig.update_xaxes(type="log", title_text=AXIS_TITLES[axis])
     fig.update_yaxes(title_text="accuracy (%)")
-    fig.update_layout(title=title or None, height=120 + PANEL_PX * rows, hovermode="closest",
-                      legend={"orientation": "h", "y": -0.08 / rows})
+    fig.update_layout(title=title or None, height=120 + PANEL_PX * rows, hovermode="closest")
     return fig
 
 
-def panel_traces(points: Sequence[Point], axis: str, colors: Mapping[str, str], first: bool = True) -> list[go.Scatter]:
+def panel_traces(points: Sequence[Point], axis: str, colors: Mapping[str, str], first: bool = True,
+                 bands: bool = True) -> list[go.Scatter]:
     """The traces of one panel: per controller a CI band and a line, then the frontier on top."""
     traces: list[go.Scatter] = []
     for name, pts in by_controller(points).items():
         pts = sorted(pts, key=lambda p: p.tokens(axis))
-        traces.extend(band_traces(pts, axis, colors[name], name))
+        if bands:
+            traces.extend(band_traces(pts, axis, colors[name], name))
         traces.append(go.Scatter(
             x=[p.tokens(axis) for p in pts], y=[p.accuracy for p in pts], name=name, legendgroup=name,
             showlegend=first, mode="lines+markers", line={"color": colors[name]},
@@ -114,7 +115,7 @@ def hover_data(p: Point) -> list[Any]:
     return [p.controller, p.label, p.ci_low, p.ci_high, p.total_tokens, p.sequential_tokens, p.dataset]
 
 
-def _translucent(color: str, alpha: float = 0.15) -> str:
+def _translucent(color: str, alpha: float = 0.08) -> str:
     """``#rrggbb`` -> ``rgba(r,g,b,alpha)``."""
     r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
