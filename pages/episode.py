@@ -104,11 +104,9 @@ def show(run: EpisodeRun, dataset: Dataset) -> None:
     if st.session_state.get("step", 1) > n:
         del st.session_state["step"]  # a longer episode's step: start this one at its end
     back, slider, forward = st.columns([1, 10, 1], vertical_alignment="bottom")
-    back.button("◀", help="one action back", on_click=_move_step, args=(-1, n),
-                disabled=st.session_state.get("step", n) <= 1)
-    forward.button("▶", help="one action forward", on_click=_move_step, args=(1, n),
-                   disabled=st.session_state.get("step", n) >= n)
     step = slider.slider("step (replay the episode action by action)", 1, n, n, key="step", bind="query-params")
+    back.button("◀", help="one action back", on_click=_move_step, args=(-1, n), disabled=step <= 1)
+    forward.button("▶", help="one action forward", on_click=_move_step, args=(1, n), disabled=step >= n)
     clusters = explore.clusters_of(dataset.questions[run.question])
     st.plotly_chart(plots.timeline(run, clusters, step - 1), width="stretch")
     st.plotly_chart(plots.vote_and_cost(run, run.gold, step - 1), width="stretch")
