@@ -127,5 +127,5 @@ def knobs_parallel(rows: Sequence[Mapping[str, float]], dimensions: Sequence[str
     color = [row["accuracy"] for row in rows] if rows and "accuracy" in rows[0] else None
     line = {"color": color, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": {"text": "acc %"}}}
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line if color is not None else {}))
-    fig.update_layout(title=title or None, height=420)
+    fig.update_layout(title=title or None, height=420, margin={"l": 70, "r": 70})
     return fig
