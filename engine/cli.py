@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_doctor, cli_eval
+from engine import cli_doctor, cli_eval, cli_simulate
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError
@@ -24,6 +24,13 @@ Handler = Callable[[argparse.Namespace, Store], int]
 
 # KeyError: an unknown controller name; ValueError: a bad --set, knob or mode.
 USER_ERRORS: tuple[type[Exception], ...] = (FormatError, StoreError, OSError, ControllerError, KeyError, ValueError)
+
+# Modules that add subcommands of their own (each has ``add_parsers(sub) -> {name: handler}``).
+COMMAND_MODULES = (
+    cli_eval,
+    cli_doctor,
+    cli_simulate,
+)
 
 _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}
 
@@ -47,7 +54,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     lst.add_argument("--json", action="store_true", help="print JSON")
 
     handlers = {"import": run_import, "export": run_export, "datasets": run_datasets}
-    return parser, handlers | cli_eval.add_parsers(sub) | cli_doctor.add_parsers(sub)
+    for module in COMMAND_MODULES:
+        handlers |= module.add_parsers(sub)
+    return parser, handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -99,6 +99,7 @@ class Outcomes:
     sequential_tokens: np.ndarray
     n_actions: np.ndarray
     traces: dict[tuple[int, int], list[dict]] = field(default_factory=dict)
+    actions: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # action logs, kept with traces
 
 
 @dataclass
@@ -295,6 +296,7 @@ def run_python(
             total[si, qi], seq[si, qi], n_act[si, qi] = ep.total_tokens, ep.sequential_tokens, len(ep.actions)
             if traces:
                 out.traces[(s, qi)] = episode_trace(controller, rq, ep, s)
+                out.actions[(s, qi)] = list(ep.actions)
         if progress:
             progress(si + 1, n_s, f"shuffle {si + 1}/{n_s}")
     return out

@@ -425,6 +425,7 @@ class _Evaluation:
             self._grade_costs(w)
         if self.traces:
             self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
+            self.out.actions[(seed, qi)] = actions
         w.pos += 1
         w.since = time.monotonic()
         self.done += 1

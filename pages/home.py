@@ -17,6 +17,7 @@ from engine.paths import data_dir
 from engine.replay import MODES
 from engine.store import DatasetInfo, Store
 from ui.context import USER_ERRORS, current_store
+from ui.data_import import data_panel
 
 DEFAULT_CONTROLLER = "cmc"
 ROW_PX = 35  # st.dataframe row height in pixels
@@ -37,6 +38,7 @@ def main() -> None:
     try:
         store = current_store()
         infos = ensure_datasets(store)
+        data_panel(store)
         if infos:
             show_datasets(infos)
             evaluation_section(store, infos)
