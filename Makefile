@@ -33,21 +33,27 @@ $(LLM_STAMP): requirements-llm.txt $(STAMP)
 SHARE_ADDRESS ?= 0.0.0.0
 SERVE := $(BIN)/streamlit run serve.py --server.headless true --browser.gatherUsageStats false
 
+SHARED := --server.address $(SHARE_ADDRESS) --server.allowedHosts '*'
+
 run: venv
 ifeq ($(TTSLAB_SHARE),1)
-	$(SERVE) --server.address $(SHARE_ADDRESS)
+	$(SERVE) $(SHARED)
 else
 	$(SERVE) --server.address 127.0.0.1
 endif
 
 serve: venv
-	TTSLAB_SHARE=1 $(SERVE) --server.address $(SHARE_ADDRESS)
+	TTSLAB_SHARE=1 $(SERVE) $(SHARED)
 
 test: venv $(LLM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python benchmarks/replay_speed.py
+
+# A class on one server: 8 Chromium contexts on loopback, one in an infinite loop (README: Sharing the app).
+loadtest: venv
+	$(BIN)/python benchmarks/load_test.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,5 +1,7 @@
 """Private by default, shared behind a token: real `streamlit run` servers, probed over HTTP and in Chromium."""
 
+import base64
+import http.client
 import os
 import re
 import subprocess
@@ -68,6 +70,18 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+def handshake_status(port: int, host: str) -> int:
+    """HTTP status of a WebSocket handshake to the app's stream with this Host header (101 = accepted)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/_stcore/stream", headers={
+            "Host": host, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def get(url: str, cookie: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers={"Cookie": f"{COOKIE}={cookie}"} if cookie else {})
     try:
@@ -82,7 +96,8 @@ def shared(data_file: Path) -> Iterator[tuple[str, str, Path, Path]]:
     """`make serve`'s command (serve.py on 0.0.0.0) with a generated token: (url, token, db, log)."""
     require_chromium()
     root = data_file.parents[2]
-    with streamlit_server("serve.py", root, "--server.address", "0.0.0.0", env={"TTSLAB_SHARE": "1"}) as (port, log):
+    with streamlit_server("serve.py", root, "--server.address", "0.0.0.0", "--server.allowedHosts", "*",
+                          env={"TTSLAB_SHARE": "1"}) as (port, log):
         links = re.findall(r"http://\S+\?token=(\S+)", log.read_text())
         assert links, log.read_text()
         yield f"http://127.0.0.1:{port}", links[0], root / "ttslab.duckdb", log
@@ -103,10 +118,12 @@ def browser():
 @pytest.mark.parametrize("script", ["serve.py", "app.py"])
 def test_private_server_listens_on_loopback_only(tmp_path, script):
     """`make run`'s entry (and a bare `streamlit run app.py`) with the project's config binds
-    127.0.0.1 only: the machine's LAN address is refused."""
+    127.0.0.1 only: the machine's LAN address is refused, and so is a page under another host name."""
     (tmp_path / "data").mkdir()
     with streamlit_server(script, tmp_path) as (port, _):
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no IPv6 or wildcard socket
+        assert handshake_status(port, f"localhost:{port}") == 101
+        assert handshake_status(port, f"rebound.example:{port}") == 403  # a web page via DNS rebinding
         if LAN_IP:
             with pytest.raises(urllib.error.URLError):
                 urllib.request.urlopen(f"http://{LAN_IP}:{port}/_stcore/health", timeout=5)
@@ -117,7 +134,8 @@ def test_private_app_bound_to_the_network_by_hand_still_refuses_remote_clients(t
     """The private server bound to 0.0.0.0 by hand: a client from another address opening /lab first
     sees only the refusal (app.py runs before any page, even on a fresh server)."""
     (tmp_path / "data").mkdir()
-    with streamlit_server("serve.py", tmp_path, "--server.address", "0.0.0.0") as (port, _):
+    network = ("--server.address", "0.0.0.0", "--server.allowedHosts", "*")
+    with streamlit_server("serve.py", tmp_path, *network) as (port, _):
         page = browser.new_page()
         page.set_default_timeout(PAGE_MS)
         page.goto(f"http://{LAN_IP}:{port}/lab")
