@@ -48,6 +48,10 @@ STARTUP_S = 60
 PAGE_MS = 180_000
 DEADLINE_S = 900  # the whole run, whatever happens
 ERROR_ALERT = ("Error", "Exception", "QueueFull")
+LOOP_PAGE = "/loop"  # benchmarks/load_app.py's page whose controller never returns
+# Where a visitor moves the beta slider, and the text that page shows once it has evaluated a beta.
+# The first page listed whose "beta" slider exists is used: /lab once it has one (add its marker).
+UPDATE_MARKERS = {"/": lambda beta: f"{CONTROLLER} knobs at beta = {beta:.2f}"}
 
 
 class Visitor:
@@ -67,9 +71,10 @@ class Visitor:
         await self.page.goto(self.url + path)
         return self.page
 
-    async def slide(self, moves: int) -> None:
-        """Open the home page, pick this visitor's shuffles, then move the beta slider ``moves`` times."""
-        page = await self.open(await slider_page(self.browser, self.url))
+    async def slide(self, path: str, moves: int) -> None:
+        """Open ``path``, pick this visitor's shuffles, then move the beta slider ``moves`` times."""
+        page = await self.open(path)
+        self.marker = UPDATE_MARKERS[path]
         await self.knobs_at(BETA0)
         shuffles = page.get_by_test_id("stNumberInput").filter(has_text="shuffles").locator("input")
         await shuffles.fill(str(self.shuffles))
@@ -89,7 +94,7 @@ class Visitor:
             await self.check_errors()
 
     async def knobs_at(self, beta: float) -> None:
-        await self.page.get_by_text(f"{CONTROLLER} knobs at beta = {beta:.2f}").wait_for()
+        await self.page.get_by_text(self.marker(beta)).wait_for()
 
     async def check_errors(self) -> None:
         if await self.page.get_by_test_id("stException").count():
@@ -99,8 +104,8 @@ class Visitor:
                 self.errors.append(text)
 
     async def loop(self) -> None:
-        """Open /loop: its controller never returns; wait until it runs in its slot."""
-        page = await self.open("/loop")
+        """Open the loop page: its controller never returns; wait until it runs in its slot."""
+        page = await self.open(LOOP_PAGE)
         await page.get_by_test_id("stProgress").wait_for()
 
     async def close(self) -> None:
@@ -108,8 +113,19 @@ class Visitor:
 
 
 async def slider_page(browser, url: str) -> str:
-    """/lab once it has the beta slider, else the home page."""
-    return "/"  # pages/lab.py is a placeholder on this branch; the lead switches this when /lab is built
+    """The first page of UPDATE_MARKERS (in reverse: /lab before /) that has a "beta" slider."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        for path in reversed(UPDATE_MARKERS):
+            await page.goto(url + path)
+            await page.get_by_test_id("stHeading").first.wait_for(timeout=PAGE_MS)  # its run started ...
+            await page.wait_for_selector(IDLE, timeout=PAGE_MS)  # ... and ended
+            if await page.get_by_test_id("stSlider").filter(has_text="beta").count():
+                return path
+    finally:
+        await context.close()
+    raise SystemExit(f"no page among {list(UPDATE_MARKERS)} has a beta slider")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,13 +140,14 @@ async def drive(url: str, sessions: int, moves: int) -> tuple[list[Visitor], Vis
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
+            path = await slider_page(browser, url)
             alone = Visitor(browser, url, shuffles=100 + 1)
-            await alone.slide(moves)
+            await alone.slide(path, moves)
             await alone.close()
             looper = Visitor(browser, url, shuffles=0)
             class_ = [Visitor(browser, url, shuffles=100 + 2 + i) for i in range(sessions - 1)]
             await looper.loop()
-            await asyncio.gather(*(v.slide(moves) for v in class_))
+            await asyncio.gather(*(v.slide(path, moves) for v in class_))
             still_looping = await looper.page.get_by_test_id("stProgress").count() > 0
             if not still_looping:
                 looper.errors.append("the infinite loop stopped before the class finished")

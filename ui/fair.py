@@ -54,6 +54,7 @@ def run_fairly(work: Callable[[Job], T], *, label: str, workers: int = 1, key: s
         while not job.wait(POLL_SECONDS):
             _show(status, job)
             if not _connected(session):
+                ADMISSION.end_session(session)
                 return None
         holder.empty()
         return job.result()
