@@ -257,7 +257,8 @@ def report(alone: Visitor, class_: list[Visitor], looper: Visitor, problems: lis
     t_med, t_p95 = statistics.median(together), percentile(together, 0.95)
     errors = [e for v in (alone, looper, *class_) for e in v.errors]
     print(f"load test: {args.sessions} Chromium contexts on {os.cpu_count()} cores, one in an infinite loop, "
-          f"{args.moves} slider moves each ({wall:.0f} s)")
+          f"{args.moves} slider moves each ({wall:.0f} s; machine load average {os.getloadavg()[1]:.1f} "
+          "over the last 5 min, the browsers included)")
     print(f"  slider-to-update, alone:    median {a_med:.2f} s   p95 {a_p95:.2f} s   ({len(alone.latencies)} moves)")
     print(f"  slider-to-update, together: median {t_med:.2f} s   p95 {t_p95:.2f} s   ({len(together)} moves)")
     print(f"  together / alone:           median {t_med / a_med:.1f}x   p95 {t_p95 / a_p95:.1f}x")
