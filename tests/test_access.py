@@ -49,3 +49,40 @@ def test_links_carry_the_token_and_the_cookie_does_not(gate):
     """The printed links hold the token; the cookie is an HMAC that does not reveal it."""
     assert gate.links(8501, ["localhost"]) == ["http://localhost:8501/?token=a-token-of-enough-length"]
     assert "a-token" not in gate.cookie_value and len(gate.cookie_value) == 64
+
+
+def call_gate(gate: access.Gate, path: str, query: str = "", cookie: str = "") -> tuple[int, dict[bytes, bytes]]:
+    """One HTTP GET through TokenGate in front of an app that answers 200: (status, headers)."""
+    import asyncio
+
+    async def downstream(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "headers": [(b"cookie", cookie.encode())] if cookie else []}
+    asyncio.run(access.TokenGate(downstream, gate)(scope, receive, send))
+    return sent[0]["status"], dict(sent[0]["headers"])
+
+
+def test_the_redirect_after_the_token_stays_on_this_server(gate):
+    """A link like //evil.example?token=... redirects to a path here, never to another host."""
+    status, headers = call_gate(gate, "//evil.example/x", "token=a-token-of-enough-length&dataset=a")
+    assert status == 303 and headers[b"location"] == b"/evil.example/x?dataset=a"
+    assert headers[b"set-cookie"].startswith(f"{access.COOKIE}={gate.cookie_value}; Path=/;".encode())
+    assert b"HttpOnly" in headers[b"set-cookie"]
+
+
+def test_the_cookie_is_found_among_other_sites_odd_cookies(gate):
+    """Cookies of other apps on the same host (quotes, JSON, no value) do not hide the access cookie."""
+    odd = f'a="{{\\"x\\": 1}}"; flag; {access.COOKIE}={gate.cookie_value}; b=c d'
+    assert call_gate(gate, "/lab", cookie=odd)[0] == 200
+    assert call_gate(gate, "/lab", cookie="ttslab_access=forged")[0] == 401

@@ -24,7 +24,6 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -110,7 +109,8 @@ class TokenGate:
             offered = await _form_token(receive)
         if self.gate.token_ok(offered):
             rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
-            location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+            path = "/" + scope.get("raw_path", scope["path"].encode()).decode("latin-1").lstrip("/")  # never //host
+            location = path + (f"?{rest}" if rest else "")
             return await _respond(send, 303, b"", [(b"location", location.encode("latin-1")),
                                                    (b"set-cookie", self._cookie(scope))])
         wrong = offered is not None
@@ -124,13 +124,10 @@ class TokenGate:
 
 
 def _cookies(scope: Scope) -> dict[str, str]:
+    """The request's cookies (a plain split: other sites' odd cookies on the same host do not matter)."""
     raw = b"; ".join(v for k, v in scope.get("headers", []) if k == b"cookie").decode("latin-1")
-    jar = SimpleCookie()
-    try:
-        jar.load(raw)
-    except Exception:  # a malformed Cookie header is the same as none
-        return {}
-    return {k: m.value for k, m in jar.items()}
+    pairs = (part.strip().partition("=") for part in raw.split(";"))
+    return {name: value.strip('"') for name, _, value in pairs if name}
 
 
 async def _form_token(receive: Receive) -> str | None:
