@@ -64,9 +64,9 @@ class Gate:
     def cookie_ok(self, candidate: str | None) -> bool:
         return candidate is not None and hmac.compare_digest(candidate.encode(), self.cookie_value.encode())
 
-    def links(self, port: int, hosts: list[str]) -> list[str]:
+    def links(self, port: int, hosts: list[str], scheme: str = "http") -> list[str]:
         """The URLs to hand out, token included (printed once, on the operator's terminal)."""
-        return [f"http://{host}:{port}/?{TOKEN_PARAM}={self._token}" for host in hosts]
+        return [f"{scheme}://{host}:{port}/?{TOKEN_PARAM}={self._token}" for host in hosts]
 
 
 def share_gate() -> Gate:
@@ -188,7 +188,7 @@ async def announce(_app: Any) -> AsyncIterator[None]:
         hosts += [ip] if (ip := net_util.get_internal_ip()) else []
     elif not _is_loopback(address):
         hosts = [address]
-    links = share_gate().links(port, hosts)
+    links = share_gate().links(port, hosts, "https" if config.get_option("server.sslCertFile") else "http")
     print("\n  TTS Lab is shared. Visitors need the access token; give them this link:\n"
           + "".join(f"    {link}\n" for link in links), flush=True)
     yield
