@@ -61,7 +61,7 @@ class Visitor:
         self.browser, self.url, self.shuffles = browser, url, shuffles
         self.latencies: list[float] = []
         self.errors: list[str] = []
-        self.betas: list[float] = []
+        self.betas: list[float] = []  # the betas this visitor saw evaluated, with its own shuffles
 
     async def open(self, path: str = "/"):
         self.context = await self.browser.new_context(viewport={"width": 1400, "height": 2400})
@@ -81,7 +81,6 @@ class Visitor:
         await shuffles.press("Enter")
         await page.wait_for_timeout(1500)  # setup, not measured: let the rerun start, then finish
         await page.wait_for_selector(IDLE)
-        self.betas.append(BETA0)
         thumb = page.get_by_test_id("stSlider").filter(has_text="beta").get_by_role("slider")
         for i in range(1, moves + 1):
             beta = round(BETA0 + i * STEP, 2)

@@ -19,6 +19,7 @@ LOOP = ControllerSpec.from_source("class Loop(LLMDesignedMethod):\n    def solve
 st.title("Infinite loop")
 dataset = load_autotts_file(data_dir() / "Qwen3-8B" / "aime24.json", "Qwen3-8B/aime24")
 result = run_fairly(lambda job: evaluate(dataset, LOOP, shuffles=2, progress=job.report, cancel=job.cancel,
-                                         limits=dataclasses.replace(sandbox_limits(job), episode_seconds=600)),
+                                         limits=dataclasses.replace(sandbox_limits(job), episode_seconds=3600,
+                                                                    evaluation_seconds=3600)),
                     label="an infinite loop")
 st.write("returned" if result is not None else "stopped")
