@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_access import streamlit_server
+from test_access_browser import streamlit_server
 from test_home_browser import CHROMIUM, CHROMIUM_ARGS, data_file, require_chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
