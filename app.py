@@ -12,6 +12,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must ne
 
 import streamlit as st
 
+from ui.access import require_access
+
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/lab.py", title="Controller lab", icon=":material/code:", url_path="lab"),
@@ -21,4 +23,5 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")
+require_access()  # before any page: a refused visitor sees one line and nothing runs
 st.navigation(PAGES).run()

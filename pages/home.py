@@ -18,6 +18,7 @@ from engine.replay import MODES
 from engine.store import DatasetInfo, Store
 from ui.context import USER_ERRORS, current_store
 from ui.data_import import data_panel
+from ui.fair import run_fairly, sandbox_limits
 
 DEFAULT_CONTROLLER = "cmc"
 ROW_PX = 35  # st.dataframe row height in pixels
@@ -90,6 +91,8 @@ def evaluation_section(store: Store, infos: list[DatasetInfo]) -> None:
     st.header("Evaluate a built-in controller")
     dataset_name, spec, shuffles, mode = evaluation_inputs([i.name for i in infos])
     result = run_evaluation(store, dataset_name, spec, shuffles, mode)
+    if result is None:  # stopped by the visitor
+        return
     show_metrics(result)
     knobs_column, chart_column = st.columns([1, 3])
     with knobs_column:
@@ -133,14 +136,14 @@ def table_height(rows: int) -> int:
     return ROW_PX * (min(rows, MAX_ROWS) + 1) + 3
 
 
-def run_evaluation(store: Store, dataset_name: str, spec: ControllerSpec, shuffles: int, mode: str) -> EvalResult:
-    """engine.evaluate with the store as result cache, its progress shown while it runs."""
-    bar = st.progress(0.0, text="evaluating ...")
-    try:
-        return evaluate(store.load_dataset(dataset_name), spec, shuffles=shuffles, mode=mode, store=store,
-                        progress=lambda done, total, label: bar.progress(done / total, text=label))
-    finally:
-        bar.empty()
+def run_evaluation(store: Store, dataset_name: str, spec: ControllerSpec, shuffles: int,
+                   mode: str) -> EvalResult | None:
+    """engine.evaluate with the store as result cache, through the fair queue (place in line,
+    progress and Stop shown); None if the visitor stopped it."""
+    dataset = store.load_dataset(dataset_name)
+    return run_fairly(lambda job: evaluate(dataset, spec, shuffles=shuffles, mode=mode, store=store,
+                                           progress=job.report, cancel=job.cancel, limits=sandbox_limits(job)),
+                      label=f"{spec.name} on {dataset_name}")
 
 
 def show_metrics(result: EvalResult) -> None:

@@ -6,7 +6,9 @@ import argparse
 import sys
 
 import duckdb
+import streamlit as st
 
+from engine import policy
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import Store, StoreError
@@ -23,5 +25,12 @@ def db_argument(argv: list[str]) -> str | None:
 
 
 def current_store() -> Store:
-    """The store this browser session works on."""
-    return Store(db_argument(sys.argv[1:]))
+    """The store this browser session works on: on a read-only server, a view of it that keeps
+    this session's results to itself (kept in the session, so they last across reruns)."""
+    store = Store(db_argument(sys.argv[1:]))
+    if not policy.read_only():
+        return store
+    key = f"ttslab_read_only_view:{store.path}"
+    if key not in st.session_state:
+        st.session_state[key] = policy.visitor_store(store)
+    return st.session_state[key]

@@ -1,0 +1,85 @@
+"""Run a page's evaluation through the app-wide fair queue (``engine.admission``).
+
+``run_fairly(work, label=...)`` queues ``work(job)`` for this browser session and, while it waits
+or runs, shows the visitor's place in line or the progress, with a Stop button. The work runs in
+the scheduler's thread; this script thread only polls, and every poll is a Streamlit yield point:
+a Stop click, a new input (a rerun) or a closed tab (Streamlit stops the session's script) raises
+there, and the ``finally`` cancels the job. ``work`` gets the job: pass ``job.report`` as the
+progress callback, ``job.cancel`` as the cancel event, ``sandbox_limits(job)`` as the limits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from engine.admission import Admission, Job
+
+T = TypeVar("T")
+POLL_SECONDS = 0.15
+
+# One per server process: every session of the app shares the machine through it.
+# TTSLAB_SLOTS sets the units (sandbox workers) in all; default: one per core.
+ADMISSION = Admission(int(os.environ.get("TTSLAB_SLOTS") or 0) or None)
+
+
+def sandbox_limits(job: Job) -> Any:
+    """``engine.sandbox.Limits`` for a job: the safe defaults, with the workers the scheduler granted."""
+    from engine.sandbox import Limits  # imported on use: it loads the compiled kernels
+
+    return Limits(workers=job.workers)
+
+
+def run_fairly(work: Callable[[Job], T], *, label: str, workers: int = 1, key: str = "evaluation") -> T | None:
+    """``work(job)`` once this session's turn comes; None if the visitor pressed Stop.
+
+    ``workers``: the sandbox workers the work would like (user code; 1 for built-ins), capped by
+    the session's share. ``key`` names the Stop button (one per call site on a page).
+    """
+    holder = st.empty()
+    with holder.container():
+        status = st.empty()
+        stopped = st.button("Stop", key=f"stop_{key}", icon=":material/stop_circle:")
+    if stopped:  # this rerun is the Stop click's: do not start the work again
+        holder.info(f"Stopped {label}. Change an input to run it again.", icon=":material/stop_circle:")
+        return None
+    session = _session_id()
+    job = ADMISSION.submit(session, work, label=label, workers=workers)
+    try:
+        while not job.wait(POLL_SECONDS):
+            _show(status, job)
+            if not _connected(session):
+                ADMISSION.end_session(session)
+                return None
+        holder.empty()
+        return job.result()
+    finally:
+        if not job.wait(0):
+            ADMISSION.cancel(job)
+
+
+def _show(status: Any, job: Job) -> None:
+    """The place in line, or the progress once running (a Streamlit call: also a yield point)."""
+    position = ADMISSION.position(job)
+    if position:
+        running, waiting = ADMISSION.load()
+        status.info(f"Waiting for a free slot: you are number {position} of {waiting} in line "
+                    f"({running} running). {job.label}", icon=":material/hourglass_top:")
+    else:
+        done, total, text = job.progress or (0, 1, f"{job.label} ...")
+        status.progress(min(done / max(total, 1), 1.0), text=text)
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _connected(session: str) -> bool:
+    """False once the session's browser tab is gone (Streamlit also stops the script then)."""
+    return not runtime.exists() or bool(runtime.get_instance().is_active_session(session))
