@@ -99,6 +99,7 @@ class Outcomes:
     sequential_tokens: np.ndarray
     n_actions: np.ndarray
     traces: dict[tuple[int, int], list[dict]] = field(default_factory=dict)
+    actions: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (seed, question): only when asked for
 
 
 @dataclass
