@@ -21,8 +21,9 @@ BACKENDS = ("openai", "vllm")
 PROBE_TOKENS = 32  # the cap of an answer-forcing probe
 
 
-class BackendError(RuntimeError):
-    """A backend cannot serve requests (unreachable server, unknown model, bad reply): one line."""
+class BackendError(OSError):
+    """A backend cannot serve requests (unreachable server, unknown model, bad reply): one line.
+    An ``OSError`` (an outside service failed), so the CLI and the app show it as a user error."""
 
 
 @dataclass(frozen=True)
