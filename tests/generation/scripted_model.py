@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.generation.backend import FORMATS
+from engine.generation.backend import FORMATS, Sampling
+from engine.generation.branches import GrowthSettings
+from engine.generation.collect import CollectSettings
 
 FMT = FORMATS["chatml"]
 ASSISTANT = "<|im_start|>assistant\n"
 NO_UNTIL = 20
 EARLY = "5"
+QUESTIONS = [("What is 6*7?", "42"), ("What is 1+12?", "13")]
+INTERVAL = 10  # below NO_UNTIL, so early probes say "No"
+MAX_TOKENS = 120  # variant v2 (130 words) is cut at the cap
 
 
 @dataclass(frozen=True)
@@ -70,3 +75,17 @@ def reply(endpoint: str, body: dict) -> str:
     if len(words) + n == v.length and n > 0:
         out[-1] = f"\\boxed{{{v.final}}}"
     return (" " if words else "") + " ".join(out)
+
+
+def settings(branches: int = 4, seed: int = 0, parallel: int = 3) -> CollectSettings:
+    """Collection settings of the scripted tests (chatml, Δ = INTERVAL, cap MAX_TOKENS)."""
+    growth = GrowthSettings(interval=INTERVAL, max_tokens=MAX_TOKENS, prompt_format="chatml",
+                            sampling=Sampling(seed=seed))
+    return CollectSettings(branches=branches, growth=growth, parallel=parallel)
+
+
+def expected_dataset(cfg: CollectSettings, n_questions: int) -> list[list[tuple[list[str], int, str]]]:
+    """expected_branch for every (question, branch) of a collection with ``cfg``."""
+    g = cfg.growth
+    return [[expected_branch(g.sampling.request_seed(q, b, 0), g.interval, g.max_tokens)
+             for b in range(cfg.branches)] for q in range(n_questions)]
