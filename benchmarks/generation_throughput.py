@@ -95,7 +95,8 @@ def main() -> None:
           f"({len(live.episodes)} questions; replay: 100 shuffles)")
     print(f"  accuracy  replay {gap.replay_accuracy:6.1f}%  live {gap.live_accuracy:6.1f}%  "
           f"gap {gap.accuracy_gap:+.1f} pts")
-    print(f"  tokens    replay {gap.replay_tokens:6.1f}   live {gap.live_tokens:6.1f}   gap {100 * gap.token_gap:+.1f}%")
+    print(f"  tokens    replay {gap.replay_tokens:6.1f}   live {gap.live_tokens:6.1f}   "
+          f"gap {100 * gap.token_gap:+.1f}%")
     print(f"  live wall clock {live.seconds:.1f} s, of which waiting for the model "
           f"{sum(e.model_seconds for e in live.episodes):.1f} s")
     if args.html:
