@@ -93,7 +93,9 @@ def read_questions(source: str, store: Store | None = None) -> list[tuple[str, s
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{source}, line {n}: not JSON ({exc.msg})") from None
-    return [_question_row(row, f"{source}, row {i + 1}") for i, row in enumerate(rows)] or _no_rows(source)
+    if not rows:
+        raise ValueError(f"{source}: no questions in the file")
+    return [_question_row(row, f"{source}, row {i + 1}") for i, row in enumerate(rows)]
 
 
 def _question_row(row: Any, where: str) -> tuple[str, str]:
@@ -105,10 +107,6 @@ def _question_row(row: Any, where: str) -> tuple[str, str]:
     if gold is None or isinstance(gold, dict | list):
         raise ValueError(f"{where}: field 'answer' (or 'gold_answer') is missing")
     return question, str(gold)
-
-
-def _no_rows(source: str) -> list[tuple[str, str]]:
-    raise ValueError(f"{source}: no questions in the file")
 
 
 def collect(

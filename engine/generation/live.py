@@ -31,7 +31,7 @@ from engine.controllers.loader import ControllerError
 from engine.dataset import Branch, Dataset, Question
 from engine.evaluate import ControllerSpec, EvalResult, _solve_one
 from engine.generation import answers, records
-from engine.generation.branches import BranchEngine, BranchState, Timing
+from engine.generation.branches import BranchEngine, Timing
 from engine.replay import COMPAT, OPEN, READ, Episode, ReplayQuestion, replay_actions, shuffled_order
 from engine.store import Store
 
@@ -301,10 +301,9 @@ def compare(replay: EvalResult, live: LiveRun) -> Gap:
     rows = [{"q_idx": e.q_idx, "replay_accuracy": replay.per_question_accuracy[e.q_idx],
              "live_correct": e.correct, "replay_tokens": replay.per_question_tokens[e.q_idx],
              "live_tokens": e.total_tokens} for e in live.episodes]
-    mean = lambda key: sum(float(r[key]) for r in rows) / len(rows)  # noqa: E731
-    return Gap(qs, mean("replay_accuracy"), live.accuracy, mean("replay_tokens"), live.avg_tokens, rows)
+    return Gap(qs, _mean(rows, "replay_accuracy"), live.accuracy, _mean(rows, "replay_tokens"), live.avg_tokens, rows)
 
 
-def states_of(live_q: LiveQuestion) -> list[BranchState]:
-    """The branches a live episode opened (for display)."""
-    return [s for s in live_q.states if s.steps]
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return sum(float(r[key]) for r in rows) / len(rows)
+
