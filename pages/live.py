@@ -34,16 +34,24 @@ def main() -> None:
     st.caption("Collect trajectories from a model (vLLM or any OpenAI-compatible server) into the store, or run a "
                "controller live to check that replay predicted its accuracy and cost.")
     copy_link_button()
+    store = guarded(current_store)
+    if store is None:
+        return
+    config = backend_form()
+    collect_tab, live_tab = st.tabs(["Collect a dataset", "Run a controller live"])
+    with collect_tab:
+        guarded(collect_section, store, config)
+    with live_tab:
+        guarded(live_section, store, config)
+
+
+def guarded(fn: Any, *args: Any) -> Any:
+    """Run one section; an expected failure is one error line there, and the other sections still render."""
     try:
-        store = current_store()
-        config = backend_form()
-        collect_tab, live_tab = st.tabs(["Collect a dataset", "Run a controller live"])
-        with collect_tab:
-            collect_section(store, config)
-        with live_tab:
-            live_section(store, config)
+        return fn(*args)
     except USER_ERRORS as exc:
         st.error(f"{type(exc).__name__}: {exc}")
+        return None
 
 
 def backend_form() -> dict[str, Any]:
