@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/frontier.py", title="Frontier", icon=":material/show_chart:", url_path="frontier"),
     st.Page("pages/explorer.py", title="Data explorer", icon=":material/grid_on:", url_path="explorer"),
     st.Page("pages/episode.py", title="Episode viewer", icon=":material/timeline:", url_path="episode"),
+    st.Page("pages/live.py", title="Live generation", icon=":material/bolt:", url_path="live"),
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_doctor, cli_eval, cli_simulate
+from engine import cli_doctor, cli_eval, cli_generate, cli_simulate
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError
@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     cli_eval,
     cli_doctor,
     cli_simulate,
+    cli_generate,
 )
 
 _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}

@@ -99,7 +99,7 @@ class Outcomes:
     sequential_tokens: np.ndarray
     n_actions: np.ndarray
     traces: dict[tuple[int, int], list[dict]] = field(default_factory=dict)
-    actions: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # action logs, kept with traces
+    actions: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (seed, question): traces or on request
 
 
 @dataclass

@@ -207,7 +207,7 @@ def _base_env(scratch: str) -> dict[str, str]:
 def run_sandboxed(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
     progress: Progress | None = None, traces: bool = False, limits: Limits | None = None,
-    cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (),
+    cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (), actions: bool = False,
 ) -> Outcomes:
     """Every episode of ``spec`` (user source) on ``dataset``, in confined worker processes.
 
@@ -215,13 +215,15 @@ def run_sandboxed(
     raises ``SandboxError`` on any failure, after every worker and scratch file is gone.
     ``progress(done_episodes, total_episodes, label)`` is called as episodes complete;
     setting ``cancel`` stops the evaluation; ``hide`` adds paths (e.g. a ``--db`` file) to
-    what controllers cannot read.
+    what controllers cannot read; ``actions`` keeps each episode's (graded) action log in
+    ``Outcomes.actions`` (live runs re-execute user code on growing data: ``engine.generation.live``).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if spec.source is None:
         raise ValueError("run_sandboxed runs user source code; built-in controllers run in process")
     run = _Evaluation(dataset, spec, shuffles, mode, traces, limits or Limits(), progress, cancel)
+    run.keep_actions = actions
     return run.execute(hidden_paths(dataset, hide))
 
 
@@ -260,6 +262,7 @@ class _Evaluation:
         self.out = Outcomes([[None] * self.n_q for _ in range(shuffles)], np.zeros(n, np.int64),
                             np.zeros(n, np.int64), np.zeros(n, np.int64))
         self.workers: list[_Worker] = []
+        self.keep_actions = False
         self.sel = selectors.DefaultSelector()
 
     def execute(self, hidden: list[str]) -> Outcomes:
@@ -421,11 +424,12 @@ class _Evaluation:
         self.out.answers[seed][qi] = answer
         self.out.n_actions[seed, qi] = len(actions)
         w.ungraded.append((qi, seed, actions))
+        if self.keep_actions or self.traces:
+            self.out.actions[(seed, qi)] = actions
         if len(w.ungraded) >= GRADE_BATCH:
             self._grade_costs(w)
         if self.traces:
             self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
-            self.out.actions[(seed, qi)] = actions
         w.pos += 1
         w.since = time.monotonic()
         self.done += 1

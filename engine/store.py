@@ -22,6 +22,20 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
 - ``saved_controllers(id, name, class_name, source, note, parent, origin, created_at)``: controller
   code a user saved (``engine.saved``). ``id`` (key) is the content hash of source + class name;
   ``parent`` the id it was edited from; ``origin`` JSON lineage (e.g. a discovery session and round).
+- Generation (migration 4, queries in ``engine.generation.records``):
+  ``gen_runs(dataset, status, backend, settings, n_questions, n_branches, generated_tokens,
+  generate_seconds, probe_seconds, created_at, updated_at)``: one collection, keyed by the dataset
+  it will become; ``status`` 'collecting' until every branch is in, then 'complete' (the branches
+  are then also a normal dataset); ``backend`` / ``settings`` JSON (server address without
+  credentials, sampling, interval, caps); the last three are running totals for throughput.
+  ``gen_questions(dataset, q_idx, text, gold)``: the questions being collected.
+  ``gen_branches(dataset, q_idx, b_idx, tokens, final, probes, created_at)``: each branch as soon as
+  it finished (``probes`` a list, as ``probes`` rows would be); a crash loses only branches in flight.
+  ``live_runs(id, dataset, controller, config, backend, settings, questions, accuracy, avg_tokens,
+  seconds, created_at)``: a controller run live on some questions of a dataset; ``questions`` the
+  q_idx list. ``live_episodes(run_id, q_idx, answer, correct, total_tokens, sequential_tokens,
+  actions, seconds, model_seconds)``: one live episode (action log as replay codes, wall clock,
+  seconds spent waiting for the model).
 
 Deleting a dataset keeps its results: they are keyed by content hash and are valid again if the
 same content is re-imported.
@@ -89,6 +103,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE saved_controllers (
             id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, class_name VARCHAR NOT NULL, source VARCHAR NOT NULL,
             note VARCHAR NOT NULL, parent VARCHAR, origin JSON NOT NULL, created_at TIMESTAMP NOT NULL);
+    """),
+    (4, """
+        CREATE TABLE gen_runs (
+            dataset VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, backend JSON NOT NULL, settings JSON NOT NULL,
+            n_questions INTEGER NOT NULL, n_branches INTEGER NOT NULL, generated_tokens BIGINT NOT NULL,
+            generate_seconds DOUBLE NOT NULL, probe_seconds DOUBLE NOT NULL, created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL);
+        CREATE TABLE gen_questions (
+            dataset VARCHAR NOT NULL, q_idx INTEGER NOT NULL, text VARCHAR NOT NULL, gold VARCHAR NOT NULL);
+        CREATE TABLE gen_branches (
+            dataset VARCHAR NOT NULL, q_idx INTEGER NOT NULL, b_idx INTEGER NOT NULL, tokens BIGINT NOT NULL,
+            final VARCHAR NOT NULL, probes VARCHAR[] NOT NULL, created_at TIMESTAMP NOT NULL);
+        CREATE TABLE live_runs (
+            id VARCHAR PRIMARY KEY, dataset VARCHAR NOT NULL, controller VARCHAR NOT NULL, config JSON NOT NULL,
+            backend JSON NOT NULL, settings JSON NOT NULL, questions INTEGER[] NOT NULL, accuracy DOUBLE NOT NULL,
+            avg_tokens DOUBLE NOT NULL, seconds DOUBLE NOT NULL, created_at TIMESTAMP NOT NULL);
+        CREATE TABLE live_episodes (
+            run_id VARCHAR NOT NULL, q_idx INTEGER NOT NULL, answer VARCHAR, correct BOOLEAN NOT NULL,
+            total_tokens BIGINT NOT NULL, sequential_tokens BIGINT NOT NULL, actions INTEGER[] NOT NULL,
+            seconds DOUBLE NOT NULL, model_seconds DOUBLE NOT NULL);
     """),
 ]
 
