@@ -18,6 +18,7 @@ from typing import Any
 
 from engine import controllers, saved
 from engine.evaluate import ControllerSpec, EvalResult, result_key, sweep
+from engine.generation.records import list_live_runs
 from engine.pareto import (
     AVERAGE,
     Matched,
@@ -28,6 +29,8 @@ from engine.pareto import (
     summarize_panel,
 )
 from engine.paths import PROJECT_ROOT
+from engine.plots.frontier import Series as LivePoints
+from engine.plots.live import live_series
 from engine.replay import COMPAT
 from engine.store import Store
 
@@ -272,6 +275,17 @@ def numeric_dimensions(rows: Sequence[dict[str, Any]], outcomes: Sequence[str] =
 def panel_title(dataset: str, heldout: Sequence[str]) -> str:
     """``Qwen3-4B/hmmt25 (held-out)`` or ``(search)``: the user's split, shown on every panel."""
     return f"{dataset} ({'held-out' if dataset in heldout else 'search'})"
+
+
+def live_points(store: Store, datasets: Sequence[str], heldout: Sequence[str] = ()) -> dict[str, list[LivePoints]]:
+    """Live runs (``engine.generation``) of the chosen datasets as point series keyed by panel title,
+    to overlay on the replay curves of the same model and questions (total tokens: what a live run costs)."""
+    out: dict[str, list[LivePoints]] = {}
+    for name in datasets:
+        series = live_series(list_live_runs(store, name))
+        if series:
+            out[panel_title(name, heldout)] = [LivePoints(s.name, s.tokens, s.accuracy) for s in series]
+    return out
 
 
 def panels(run: SweepRun, heldout: Sequence[str] = ()) -> dict[str, list[Point]]:

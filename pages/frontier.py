@@ -76,8 +76,12 @@ def frontier_view(store: Store, names: list[str]) -> None:
         return
     panel_points = fr.panels(run, heldout)
     bands = st.toggle("95% CI bands", True, key="ci", bind="query-params")
+    live = fr.live_points(store, datasets, heldout) if axis == "total" else {}
     fig = frontier_figure(panel_points, axis, title=f"Accuracy vs {axis} tokens ({shuffles} shuffles, {mode})",
-                          bands=bands)
+                          bands=bands, extra=live)
+    if live:
+        st.caption("Diamonds: live runs of a controller on the same model and questions (the /live page); "
+                   "their gap to the replay curve is what replay mispredicts.")
     st.plotly_chart(fig, width="stretch")
     summary(panel_points, axis)
     compare_runs(entries, run)

@@ -130,3 +130,17 @@ def test_table1_without_the_datasets_says_so(store):
     assert all(r.ours_accuracy is None and "not in the store" in r.note and not r.matches for r in rows)
     with pytest.raises(FileNotFoundError, match="paper's Table 1 is not at"):
         fr.read_paper_table(Path("/nonexistent/paper.csv"))
+
+
+def test_live_runs_of_the_chosen_datasets_become_overlay_points_on_their_panels(store):
+    """A stored live run appears as a point series on its dataset's panel (and on no other)."""
+    from engine.generation.records import save_live_run
+    run = {"id": "r1", "dataset": "synthetic/t", "controller": "sc", "config": {"k": 4}, "backend": {"kind": "openai"},
+           "settings": {}, "questions": [0, 1], "accuracy": 50.0, "avg_tokens": 1234.0, "seconds": 1.0}
+    episode = {"q_idx": 0, "answer": "1", "correct": True, "total_tokens": 1234, "sequential_tokens": 1234,
+               "actions": [0], "seconds": 0.5, "model_seconds": 0.4}
+    save_live_run(store, run, [episode])
+    live = fr.live_points(store, ["synthetic/t", "other/x"], heldout=["synthetic/t"])
+    assert list(live) == [fr.panel_title("synthetic/t", ["synthetic/t"])]
+    (series,) = live[fr.panel_title("synthetic/t", ["synthetic/t"])]
+    assert (series.name, list(series.tokens), list(series.accuracy)) == ("sc (live)", [1234.0], [50.0])
