@@ -31,7 +31,6 @@ _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of each subcommand."""
     parser = argparse.ArgumentParser(prog="python -m engine", description="TTS Lab: trajectories, replay, results.")
-    parser.add_argument("--db", type=Path, help="DuckDB file (default: $TTSLAB_DB or cache/ttslab.duckdb)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = sub.add_parser("import", help="import AutoTTS files or directories of <model>/<bench>.json")
@@ -46,8 +45,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     lst = sub.add_parser("datasets", help="list the imported datasets")
     lst.add_argument("--json", action="store_true", help="print JSON")
 
-    handlers = {"import": run_import, "export": run_export, "datasets": run_datasets}
-    return parser, handlers | cli_eval.add_parsers(sub)
+    handlers = {"import": run_import, "export": run_export, "datasets": run_datasets} | cli_eval.add_parsers(sub)
+    for p in (parser, *sub.choices.values()):  # `--db FILE` before or after the subcommand
+        p.add_argument("--db", type=Path, default=argparse.SUPPRESS,
+                       help="DuckDB file (default: $TTSLAB_DB or cache/ttslab.duckdb)")
+    return parser, handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
     try:
-        return handlers[args.command](args, Store(args.db))
+        return handlers[args.command](args, Store(getattr(args, "db", None)))
     except USER_ERRORS as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
