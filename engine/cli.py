@@ -18,7 +18,7 @@ from typing import Any
 from engine import cli_eval
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
-from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError
+from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError, schema_version
 
 Handler = Callable[[argparse.Namespace, Store], int]
 
@@ -57,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
     try:
-        return handlers[args.command](args, Store(getattr(args, "db", None)))
+        store = Store(getattr(args, "db", None))
+        if store.backup is not None:
+            print(f"note: {store.path} was migrated to schema version {schema_version()}; the file as it was "
+                  f"is kept at {store.backup}", file=sys.stderr)
+        return handlers[args.command](args, store)
     except USER_ERRORS as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2

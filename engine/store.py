@@ -23,6 +23,11 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
   code a user saved (``engine.saved``). ``id`` (key) is the content hash of source + class name;
   ``parent`` the id it was edited from; ``origin`` JSON lineage (e.g. a discovery session and round).
 
+Versions: ``schema_migrations`` says which migrations a file has. Opening a store written by a newer
+engine raises ``SchemaTooNew``; an older one is copied beside itself (``<name>.v<N>.bak``) and then
+migrated. A file that is not DuckDB, is truncated, or is another program's database raises
+``NotAStore`` before anything is written to it (an empty DuckDB database becomes a new store).
+
 Deleting a dataset keeps its results: they are keyed by content hash and are valid again if the
 same content is re-imported.
 
@@ -37,6 +42,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import shutil
 import threading
 import time
 import zlib
@@ -60,6 +67,7 @@ from engine.paths import default_db
 Progress = Callable[[int, int, str], None]
 
 EXPORT_FORMATS = ("autotts", "parquet")
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers precede the data blocks
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -120,6 +128,14 @@ class StoreError(Exception):
     """Base of the store's own errors (all are user-facing, one line)."""
 
 
+class NotAStore(StoreError):
+    """The file is not a whole TTS Lab store: not DuckDB, truncated, or another program's database."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer engine (its schema has migrations this one does not know)."""
+
+
 class StoreBusy(StoreError):
     """Another process held the database file for longer than the busy timeout."""
 
@@ -165,9 +181,19 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path) if path is not None else default_db()
         self.busy_timeout = busy_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Where the copy of an older store was written before it was migrated (None: nothing migrated).
+        self.backup: Path | None = None
+        fresh = not self.path.exists()
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            check_file(self.path)
         with _write_lock(self.path), self.connect() as con:
-            _migrate(con)
+            applied = check_schema(con, self.path)  # also when fresh: another process may have just made it
+            pending = [(v, sql) for v, sql in MIGRATIONS if v not in applied]
+            if applied and pending:
+                self.backup = _backup(con, self.path, max(applied))
+            _migrate(con, pending)
         with contextlib.suppress(OSError):  # owner only: sandboxed controllers run as another uid
             self.path.chmod(0o600)
 
@@ -338,7 +364,8 @@ class Store:
                 return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
-                    raise
+                    raise NotAStore(f"{self.path} cannot be opened as a DuckDB database (damaged or truncated?): "
+                                    f"{str(exc).splitlines()[0]}") from None
                 if time.monotonic() >= deadline:
                     raise StoreBusy(f"database {self.path} is busy (held by another process for over "
                                     f"{self.busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
@@ -357,16 +384,83 @@ def _write_lock(path: Path) -> threading.Lock:
         return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
-def _migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Apply the entries of MIGRATIONS not yet recorded, in order, each in its own transaction."""
+def schema_version() -> int:
+    """The newest schema this engine writes: the last entry of MIGRATIONS."""
+    return max(v for v, _ in MIGRATIONS)
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before DuckDB touches it, a file that is empty or not a DuckDB database at all."""
+    with path.open("rb") as f:
+        head = f.read(_HEADER_BYTES)
+    if not head:
+        raise NotAStore(f"{path} is empty (0 bytes), not a TTS Lab store")
+    if head[8:12] != b"DUCK":
+        raise NotAStore(f"{path} is not a DuckDB database (no DuckDB header)")
+    if len(head) < _HEADER_BYTES:
+        raise NotAStore(f"{path} is truncated ({len(head)} bytes, shorter than a DuckDB header)")
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path, schema: str = "main") -> set[int]:
+    """The migrations a DuckDB database recorded, after checking that it is a whole TTS Lab store.
+
+    Raises ``NotAStore`` for a truncated file, a foreign database or missing tables, and
+    ``SchemaTooNew`` when it was written by a newer engine. An empty database counts as a new store.
+    """
+    name = _database_name(con, schema)
+    tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                                        [name]).fetchall()}
+    if not tables:
+        return set()
+    block_size, total_blocks = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() "
+                                           "WHERE database_name = ?", [name]).fetchone()
+    size = path.stat().st_size
+    if size < _HEADER_BYTES + block_size * total_blocks:
+        raise NotAStore(f"{path} is truncated: {size} bytes where its header promises "
+                        f"{_HEADER_BYTES + block_size * total_blocks}")
+    if "schema_migrations" not in tables:
+        raise NotAStore(f"{path} is a DuckDB database but not a TTS Lab store (it has tables "
+                        f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}, no schema_migrations)")
+    applied = {v for (v,) in con.execute(f"SELECT version FROM {schema}.schema_migrations").fetchall()}
+    known = {v for v, _ in MIGRATIONS}
+    if applied - known:
+        raise SchemaTooNew(f"{path} has schema version {max(applied)}, newer than this engine's "
+                           f"{schema_version()}: update TTS Lab to open it")
+    missing = sorted({t for v, sql in MIGRATIONS if v in applied for t in _created_tables(sql)} - tables)
+    if missing:
+        raise NotAStore(f"{path} is not a whole TTS Lab store: missing tables {', '.join(missing)}")
+    return applied
+
+
+def _database_name(con: duckdb.DuckDBPyConnection, schema: str) -> str:
+    """The catalog name of ``schema`` ('main' is the file the connection opened)."""
+    if schema != "main":
+        return schema
+    return con.execute("SELECT current_database()").fetchone()[0]
+
+
+def _created_tables(sql: str) -> list[str]:
+    return re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)
+
+
+def _backup(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> Path:
+    """Copy the store beside itself (``<name>.v<version>.bak``) before migrating it; returns the copy."""
+    con.execute("CHECKPOINT")  # everything in the main file; this connection's lock keeps writers out
+    target = path.with_name(f"{path.name}.v{version}.bak")
+    if target.exists():
+        target = path.with_name(f"{path.name}.v{version}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}.bak")
+    shutil.copyfile(path, target)
+    return target
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, pending: list[tuple[int, str]]) -> None:
+    """Apply ``pending`` entries of MIGRATIONS in order, each in its own transaction."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "applied_at TIMESTAMP NOT NULL)")
-    applied = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, sql in MIGRATIONS:
-        if version not in applied:
-            with _transaction(con):
-                con.execute(sql)
-                con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+    for version, sql in pending:
+        with _transaction(con):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
 
 
 @contextmanager
