@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_eval
+from engine import cli_eval, cli_stores, transfer
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError, schema_version
@@ -33,7 +33,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(prog="python -m engine", description="TTS Lab: trajectories, replay, results.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    imp = sub.add_parser("import", help="import AutoTTS files or directories of <model>/<bench>.json")
+    imp = sub.add_parser("import", help="import AutoTTS files, directories of <model>/<bench>.json, or Parquet exports")
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     imp.add_argument("--replace", action="store_true", help="overwrite datasets whose content changed")
 
@@ -45,7 +45,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     lst = sub.add_parser("datasets", help="list the imported datasets")
     lst.add_argument("--json", action="store_true", help="print JSON")
 
-    handlers = {"import": run_import, "export": run_export, "datasets": run_datasets} | cli_eval.add_parsers(sub)
+    handlers = ({"import": run_import, "export": run_export, "datasets": run_datasets}
+                | cli_eval.add_parsers(sub) | cli_stores.add_parsers(sub))
     for p in (parser, *sub.choices.values()):  # `--db FILE` before or after the subcommand
         p.add_argument("--db", type=Path, default=argparse.SUPPRESS,
                        help="DuckDB file (default: $TTSLAB_DB or cache/ttslab.duckdb)")
@@ -70,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_import(args: argparse.Namespace, store: Store) -> int:
     progress = _print_progress if sys.stderr.isatty() else None
     for path in args.paths:
-        for r in store.import_path(path, replace=args.replace, progress=progress):
+        reports = (transfer.import_parquet(store, path, replace=args.replace) if path.suffix == ".parquet"
+                   else store.import_path(path, replace=args.replace, progress=progress))
+        for r in reports:
             print(f"{r.status} {r.name} ({r.n_questions} questions, {r.n_branches} branches)")
     return 0
 

@@ -105,7 +105,7 @@ _DATASET_TABLES = (("probes", "dataset"), ("branches", "dataset"), ("questions",
 
 # One row per branch with its probe answers as a list: read by load_dataset, written by parquet export.
 _BRANCHES_SQL = """
-    SELECT b.dataset, b.q_idx, q.text AS question, q.gold, q.probe_freq, b.b_idx, b.tokens, b.final,
+    SELECT b.dataset, b.q_idx, q.text AS question, q.gold, q.probe_freq, q.has_trace, b.b_idx, b.tokens, b.final,
            coalesce(p.probes, []::VARCHAR[]) AS probes
     FROM branches b
     JOIN questions q ON q.dataset = b.dataset AND q.q_idx = b.q_idx
@@ -211,17 +211,22 @@ class Store:
         for i, file in enumerate(files, 1):
             datasets.append(load_autotts_file(file))
             _report(progress, i, total, f"read {file}")
+        step = None if progress is None else (lambda i, _, label: progress(len(files) + i, total, label))
+        return self.import_datasets(datasets, replace=replace, progress=step)
+
+    def import_datasets(self, datasets: list[Dataset], *, replace: bool = False,
+                        progress: Progress | None = None) -> list[ImportReport]:
+        """Store several datasets in one transaction (all or nothing), each as ``import_dataset`` does."""
         reports = []
         with self.writing() as con:
-            for i, dataset in enumerate(datasets, len(files) + 1):
+            for i, dataset in enumerate(datasets, 1):
                 reports.append(_write_dataset(con, dataset, replace))
-                _report(progress, i, total, f"{reports[-1].status} {dataset.name}")
+                _report(progress, i, len(datasets), f"{reports[-1].status} {dataset.name}")
         return reports
 
     def import_dataset(self, dataset: Dataset, *, replace: bool = False) -> ImportReport:
         """Store ``dataset``; same content is a no-op, other content under its name needs ``replace``."""
-        with self.writing() as con:
-            return _write_dataset(con, dataset, replace)
+        return self.import_datasets([dataset], replace=replace)[0]
 
     def list_datasets(self) -> list[DatasetInfo]:
         """All datasets, by name."""
@@ -246,7 +251,8 @@ class Store:
                                     "ORDER BY q_idx", [name]).fetchall()
             branches = con.execute(f"SELECT q_idx, tokens, final, probes FROM ({_BRANCHES_SQL})",
                                    {"name": name}).fetchall()
-        dataset = Dataset(name=name, questions=_rebuild(questions, branches), content_hash=digest, source=source)
+        dataset = Dataset(name=name, questions=rebuild_questions(questions, branches), content_hash=digest,
+                          source=source)
         _CACHE[(name, digest, source)] = dataset
         return dataset
 
@@ -543,8 +549,11 @@ def _import_report(dataset: Dataset, status: str, digest: str) -> ImportReport:
     return ImportReport(dataset.name, status, dataset.n_questions, n_branches, digest)
 
 
-def _rebuild(questions: list[tuple], branches: list[tuple]) -> tuple[Question, ...]:
-    """Questions from the rows of the questions table and of _BRANCHES_SQL (both in index order)."""
+def rebuild_questions(questions: list[tuple], branches: list[tuple]) -> tuple[Question, ...]:
+    """Questions from rows ``(text, gold, probe_freq, has_trace)`` and ``(q_idx, tokens, final, probes)``.
+
+    Both in index order, as the questions table and ``_BRANCHES_SQL`` (or a Parquet export) give them.
+    """
     per_question: list[list[Branch]] = [[] for _ in questions]
     for q_idx, tokens, final, probes in branches:
         per_question[q_idx].append(Branch(probes=tuple(probes), tokens=tokens, final=final))
