@@ -363,20 +363,41 @@ class Store:
             yield con
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.02
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise NotAStore(f"{self.path} cannot be opened as a DuckDB database (damaged or truncated?): "
-                                    f"{str(exc).splitlines()[0]}") from None
-                if time.monotonic() >= deadline:
-                    raise StoreBusy(f"database {self.path} is busy (held by another process for over "
-                                    f"{self.busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+        return open_file(self.path, self.busy_timeout)
+
+
+def open_file(path: Path, busy_timeout: float) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file ``path``, retried while another process holds its lock.
+
+    Every connection of this process uses the same (read-write) configuration: DuckDB refuses a
+    second configuration of a file that is open. Opening writes nothing by itself.
+    """
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise NotAStore(f"{path} cannot be opened as a DuckDB database (damaged or truncated?): "
+                                f"{str(exc).splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"database {path} is busy (held by another process for over "
+                                f"{busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+
+
+def peek_datasets(path: Path, busy_timeout: float = 2.0) -> list[str]:
+    """The dataset names of an existing store file, checked as ``Store`` checks it but never migrated."""
+    check_file(path)
+    con = open_file(path, busy_timeout)
+    try:
+        if not check_schema(con, path):
+            return []
+        return [n for (n,) in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+    finally:
+        con.close()
 
 
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
@@ -407,13 +428,14 @@ def check_file(path: Path) -> None:
         raise NotAStore(f"{path} is truncated ({len(head)} bytes, shorter than a DuckDB header)")
 
 
-def check_schema(con: duckdb.DuckDBPyConnection, path: Path, schema: str = "main") -> set[int]:
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None = None) -> set[int]:
     """The migrations a DuckDB database recorded, after checking that it is a whole TTS Lab store.
 
     Raises ``NotAStore`` for a truncated file, a foreign database or missing tables, and
     ``SchemaTooNew`` when it was written by a newer engine. An empty database counts as a new store.
+    ``catalog`` names an attached database (default: the one the connection opened).
     """
-    name = _database_name(con, schema)
+    name = catalog or con.execute("SELECT current_database()").fetchone()[0]
     tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
                                         [name]).fetchall()}
     if not tables:
@@ -427,7 +449,7 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, schema: str = "main
     if "schema_migrations" not in tables:
         raise NotAStore(f"{path} is a DuckDB database but not a TTS Lab store (it has tables "
                         f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}, no schema_migrations)")
-    applied = {v for (v,) in con.execute(f"SELECT version FROM {schema}.schema_migrations").fetchall()}
+    applied = {v for (v,) in con.execute(f'SELECT version FROM "{name}".schema_migrations').fetchall()}
     known = {v for v, _ in MIGRATIONS}
     if applied - known:
         raise SchemaTooNew(f"{path} has schema version {max(applied)}, newer than this engine's "
@@ -436,13 +458,6 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, schema: str = "main
     if missing:
         raise NotAStore(f"{path} is not a whole TTS Lab store: missing tables {', '.join(missing)}")
     return applied
-
-
-def _database_name(con: duckdb.DuckDBPyConnection, schema: str) -> str:
-    """The catalog name of ``schema`` ('main' is the file the connection opened)."""
-    if schema != "main":
-        return schema
-    return con.execute("SELECT current_database()").fetchone()[0]
 
 
 def _created_tables(sql: str) -> list[str]:

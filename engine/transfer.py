@@ -9,6 +9,8 @@ as for JSON import: the same content is a no-op, other content under the same na
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +24,14 @@ from engine.store import (
     Store,
     StoreError,
     UnknownDataset,
+    _transaction,
     check_file,
     check_schema,
+    peek_datasets,
     rebuild_questions,
 )
 
-ALIAS = "ttslab_source"
+SOURCE, TARGET = "ttslab_source", "ttslab_target"  # aliases of attached files
 # Tables copied with a dataset, by the column naming it (parents last, as _DATASET_TABLES).
 _ROWS = (("questions", "dataset"), ("branches", "dataset"), ("probes", "dataset"), ("datasets", "name"))
 PARQUET_COLUMNS = ("dataset", "q_idx", "question", "gold", "probe_freq", "b_idx", "tokens", "final", "probes")
@@ -43,11 +47,24 @@ class TransferReport:
     saved: int = 0
 
     def lines(self) -> list[str]:
-        """Human summary, one line per dataset then one for the extras (if any were asked for)."""
+        """Human summary, one line per dataset then one for the extras (if any were copied)."""
         out = [f"{r.status} {r.name} ({r.n_questions} questions, {r.n_branches} branches)" for r in self.datasets]
         if self.results or self.traces or self.saved:
             out.append(f"copied {self.results} results, {self.traces} traces, {self.saved} saved controllers")
         return out
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One copy between two catalogs of a connection: what to take and how to treat duplicates."""
+
+    src: str
+    dst: str
+    label: Path  # the source file, for messages
+    datasets: list[str] | None
+    with_results: bool
+    with_saved: bool
+    replace: bool = False
 
 
 def attach(store: Store, source: str | Path, *, datasets: list[str] | None = None, with_results: bool = False,
@@ -55,7 +72,7 @@ def attach(store: Store, source: str | Path, *, datasets: list[str] | None = Non
     """Copy ``datasets`` (default: all) of the store file ``source`` into ``store``, all or nothing.
 
     ``with_results`` also copies the cached results of those datasets (by content hash) and their
-    traces; ``with_saved`` the saved controllers. ``source`` is only read.
+    traces; ``with_saved`` the saved controllers. ``source`` is attached read-only.
     """
     source = Path(source)
     if not source.is_file():
@@ -64,115 +81,139 @@ def attach(store: Store, source: str | Path, *, datasets: list[str] | None = Non
         raise StoreError(f"{source} is the current store; attach another file")
     check_file(source)
     with store.writing() as con:
+        _attach(con, source, SOURCE, read_only=True)
         try:
-            con.execute(f"ATTACH '{_quoted(source)}' AS {ALIAS} (READ_ONLY)")
-        except duckdb.Error as exc:
-            raise StoreError(f"{source} cannot be attached: {str(exc).splitlines()[0]}") from None
-        try:
-            return _copy(con, source, datasets, with_results, with_saved, replace)
+            plan = _Copy(SOURCE, _current(con), source, datasets, with_results, with_saved, replace)
+            return _copy(con, plan)
         finally:
-            con.execute(f"DETACH {ALIAS}")
+            con.execute(f"DETACH {SOURCE}")
 
 
 def export_db(store: Store, target: str | Path, *, datasets: list[str] | None = None,
               with_results: bool = False, with_saved: bool = False) -> TransferReport:
-    """Write ``datasets`` (default: all) of ``store`` as a new standalone store file ``target``."""
+    """Write ``datasets`` (default: all) of ``store`` as a new standalone store file ``target``.
+
+    The new file is attached to a connection of ``store`` (not the other way round), so an app
+    whose other sessions keep using ``store`` is not disturbed.
+    """
     target = Path(target)
     if target.exists():
         raise FileExistsError(f"{target} exists; export-db writes a new file (pick another name or delete it)")
-    known = {i.name for i in store.list_datasets()}
-    missing = sorted(set(datasets or []) - known)
-    if missing:
-        raise UnknownDataset(f"unknown dataset(s) {', '.join(missing)} (known: {', '.join(sorted(known))})")
+    Store(target)  # an empty store of the current schema
     try:
-        return attach(Store(target), store.path, datasets=datasets, with_results=with_results, with_saved=with_saved)
+        with store.connect() as con:
+            _attach(con, target, TARGET, read_only=False)
+            try:
+                with _transaction(con):
+                    return _copy(con, _Copy(_current(con), TARGET, store.path, datasets, with_results, with_saved))
+            finally:
+                con.execute(f"DETACH {TARGET}")
     except BaseException:
         target.unlink(missing_ok=True)
         raise
 
 
-def store_summary(path: str | Path) -> list[str]:
-    """Dataset names of a store file, read without changing it (validated as ``attach`` does)."""
-    path = Path(path)
-    check_file(path)
-    con = duckdb.connect(":memory:")
+def export_bytes(store: Store, datasets: list[str] | None = None, *, with_results: bool = False,
+                 with_saved: bool = False) -> bytes:
+    """The bytes of a standalone store holding ``datasets`` of ``store`` (for a download)."""
+    with tempfile.TemporaryDirectory(prefix="ttslab-export-") as tmp:
+        out = Path(tmp) / "export.duckdb"
+        export_db(store, out, datasets=datasets, with_results=with_results, with_saved=with_saved)
+        return out.read_bytes()
+
+
+def adopt_file(data: bytes, target: Path) -> list[str]:
+    """Keep ``data`` as the store file ``target`` only if it is a whole TTS Lab store; its dataset names.
+
+    The bytes are checked in a hidden temporary file beside ``target`` and renamed into place after;
+    anything wrong (not DuckDB, truncated, foreign, newer schema, ``target`` exists) leaves no file.
+    """
+    if target.exists():
+        raise FileExistsError(f"a store named {target.name} exists already; rename the file and upload it again")
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=target.parent)
+    tmp_path = Path(tmp)
     try:
-        con.execute(f"ATTACH '{_quoted(path)}' AS {ALIAS} (READ_ONLY)")
-        if not check_schema(con, path, ALIAS):
-            return []
-        return [n for (n,) in con.execute(f"SELECT name FROM {ALIAS}.datasets ORDER BY name").fetchall()]
-    except duckdb.Error as exc:
-        raise StoreError(f"{path} cannot be read as a TTS Lab store: {str(exc).splitlines()[0]}") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        names = peek_datasets(tmp_path)
+        tmp_path.rename(target)
+        return names
     finally:
-        con.close()
+        tmp_path.unlink(missing_ok=True)
+        tmp_path.with_name(tmp_path.name + ".wal").unlink(missing_ok=True)
 
 
-def _copy(con: duckdb.DuckDBPyConnection, source: Path, datasets: list[str] | None, with_results: bool,
-          with_saved: bool, replace: bool) -> TransferReport:
-    applied = check_schema(con, source, ALIAS)
-    if not applied:
-        raise StoreError(f"{source} is an empty store: nothing to attach")
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *, read_only: bool) -> None:
+    mode = " (READ_ONLY)" if read_only else ""
+    try:
+        con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {alias}{mode}")
+    except duckdb.Error as exc:
+        raise StoreError(f"{path} cannot be attached: {str(exc).splitlines()[0]}") from None
+
+
+def _current(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_database()").fetchone()[0]
+
+
+def _copy(con: duckdb.DuckDBPyConnection, plan: _Copy) -> TransferReport:
+    if not check_schema(con, plan.label, plan.src):
+        raise StoreError(f"{plan.label} is an empty store: nothing to copy")
+    src = f'"{plan.src}"'
     rows = {name: (digest, nq, nb) for name, digest, nq, nb in con.execute(
-        f"SELECT name, content_hash, n_questions, n_branches_total FROM {ALIAS}.datasets ORDER BY name").fetchall()}
-    names = list(rows) if datasets is None else datasets
+        f"SELECT name, content_hash, n_questions, n_branches_total FROM {src}.datasets ORDER BY name").fetchall()}
+    names = list(rows) if plan.datasets is None else plan.datasets
     unknown = [n for n in names if n not in rows]
     if unknown:
-        raise UnknownDataset(f"{source} has no dataset {', '.join(map(repr, unknown))} "
+        raise UnknownDataset(f"{plan.label} has no dataset {', '.join(map(repr, unknown))} "
                              f"(it has: {', '.join(rows) or 'none'})")
-    reports = [_copy_dataset(con, name, *rows[name], replace) for name in names]
-    hashes = sorted({rows[n][0] for n in names})
+    reports = [_copy_dataset(con, plan, name, *rows[name]) for name in names]
     results = traces = saved = 0
-    if with_results:
-        results, traces = _copy_results(con, hashes)
-    if with_saved and "saved_controllers" in _tables(con):
-        saved = _insert_new(con, "saved_controllers", "id")
+    if plan.with_results:
+        results, traces = _copy_results(con, plan, sorted({rows[n][0] for n in names}))
+    if plan.with_saved and "saved_controllers" in _tables(con, plan.src):
+        saved = con.execute(f'INSERT INTO "{plan.dst}".saved_controllers BY NAME SELECT * FROM '
+                            f'{src}.saved_controllers WHERE id NOT IN (SELECT id FROM "{plan.dst}".saved_controllers)'
+                            ).fetchone()[0]
     return TransferReport(reports, results, traces, saved)
 
 
-def _copy_dataset(con: duckdb.DuckDBPyConnection, name: str, digest: str, n_questions: int, n_branches: int,
-                  replace: bool) -> ImportReport:
-    existing = con.execute("SELECT content_hash FROM datasets WHERE name = ?", [name]).fetchone()
+def _copy_dataset(con: duckdb.DuckDBPyConnection, plan: _Copy, name: str, digest: str, n_questions: int,
+                  n_branches: int) -> ImportReport:
+    src, dst = f'"{plan.src}"', f'"{plan.dst}"'
+    existing = con.execute(f"SELECT content_hash FROM {dst}.datasets WHERE name = ?", [name]).fetchone()
     status = "imported"
     if existing is not None:
         if existing[0] == digest:
             return ImportReport(name, "unchanged", n_questions, n_branches, digest)
-        if not replace:
+        if not plan.replace:
             raise DatasetConflict(f"dataset {name!r} already exists with different content (stored "
                                   f"{existing[0][:12]}, attached {digest[:12]}); use --replace to overwrite it")
         for table, column in _ROWS:
-            con.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+            con.execute(f"DELETE FROM {dst}.{table} WHERE {column} = ?", [name])
         status = "replaced"
     for table, column in _ROWS:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {ALIAS}.{table} WHERE {column} = ?", [name])
+        con.execute(f"INSERT INTO {dst}.{table} BY NAME SELECT * FROM {src}.{table} WHERE {column} = ?", [name])
     return ImportReport(name, status, n_questions, n_branches, digest)
 
 
-def _copy_results(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> tuple[int, int]:
-    """Results of the given dataset hashes that this store lacks (keys hash everything), and their traces."""
+def _copy_results(con: duckdb.DuckDBPyConnection, plan: _Copy, hashes: list[str]) -> tuple[int, int]:
+    """Results of the given dataset hashes that the target lacks (keys hash everything), and their traces."""
+    src, dst = f'"{plan.src}"', f'"{plan.dst}"'
     keys = [k for (k,) in con.execute(
-        f"SELECT key FROM {ALIAS}.results WHERE dataset_hash IN (SELECT unnest(?::VARCHAR[])) "
-        "AND key NOT IN (SELECT key FROM results)", [hashes]).fetchall()]
+        f"SELECT key FROM {src}.results WHERE dataset_hash IN (SELECT unnest(?::VARCHAR[])) "
+        f"AND key NOT IN (SELECT key FROM {dst}.results)", [hashes]).fetchall()]
     if not keys:
         return 0, 0
-    con.execute(f"INSERT INTO results BY NAME SELECT * FROM {ALIAS}.results WHERE key IN "
+    con.execute(f"INSERT INTO {dst}.results BY NAME SELECT * FROM {src}.results WHERE key IN "
                 "(SELECT unnest(?::VARCHAR[]))", [keys])
-    traces = con.execute(f"INSERT INTO traces BY NAME SELECT * FROM {ALIAS}.traces WHERE result_key IN "
+    traces = con.execute(f"INSERT INTO {dst}.traces BY NAME SELECT * FROM {src}.traces WHERE result_key IN "
                          "(SELECT unnest(?::VARCHAR[]))", [keys]).fetchone()[0]
     return len(keys), traces
 
 
-def _insert_new(con: duckdb.DuckDBPyConnection, table: str, key: str) -> int:
-    return con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {ALIAS}.{table} WHERE {key} NOT IN "
-                       f"(SELECT {key} FROM {table})").fetchone()[0]
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
     return {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
-                                      [ALIAS]).fetchall()}
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+                                      [catalog]).fetchall()}
 
 
 # -- Parquet ------------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_export_db_refuses_an_existing_file_and_unknown_names(source: Path, tmp_
     with pytest.raises(FileExistsError):
         transfer.export_db(Store(source), existing)
     assert existing.read_bytes() == b"keep me"
-    with pytest.raises(LookupError, match="unknown dataset"):
+    with pytest.raises(LookupError, match="has no dataset 'nope/x'"):
         transfer.export_db(Store(source), tmp_path / "new.duckdb", datasets=["nope/x"])
     assert not (tmp_path / "new.duckdb").exists()
 
@@ -162,3 +162,35 @@ def test_parquet_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
     done = cli("import", fake, db=tmp_path / "t.duckdb")
     assert done.returncode == 2 and "not a readable Parquet file" in done.stderr
     assert Store(tmp_path / "t.duckdb").list_datasets() == []
+
+
+def test_export_bytes_while_the_store_is_open_in_this_process(source: Path, tmp_path: Path) -> None:
+    """A download of a subset works while another connection of this process uses the store (app sessions)."""
+    store = Store(source)
+    with store.connect() as busy:
+        busy.execute("SELECT count(*) FROM datasets").fetchone()
+        data = transfer.export_bytes(store, [PAIR[1]], with_results=True)
+    assert data[8:12] == b"DUCK"
+    kept = tmp_path / "kept" / "copy.duckdb"
+    kept.parent.mkdir()
+    assert transfer.adopt_file(data, kept) == [PAIR[1]]
+    assert [i.name for i in Store(kept).list_datasets()] == [PAIR[1]]
+    assert len(_rows(kept, "SELECT key FROM results")) == 1
+
+
+@pytest.mark.parametrize("make", [lambda data: b"not a database" * 1000, lambda data: data[: len(data) // 2]])
+def test_adopt_file_keeps_nothing_that_is_not_a_whole_store(source: Path, tmp_path: Path, make) -> None:
+    """Uploaded bytes that are not DuckDB, or a truncated store, are refused and leave no file behind."""
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    with pytest.raises(NotAStore):
+        transfer.adopt_file(make(source.read_bytes()), folder / "up.duckdb")
+    assert list(folder.iterdir()) == []
+
+
+def test_adopt_file_never_overwrites(tmp_path: Path, source: Path) -> None:
+    """An upload under the name of an existing store is refused; the existing file is untouched."""
+    before = _digest(source)
+    with pytest.raises(FileExistsError, match="exists already"):
+        transfer.adopt_file(b"x", source)
+    assert _digest(source) == before
