@@ -12,6 +12,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must ne
 
 import streamlit as st
 
+from ui.stores import store_picker
+
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/lab.py", title="Controller lab", icon=":material/code:", url_path="lab"),
@@ -21,4 +23,5 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")
+store_picker()  # this session's trajectory database (sidebar, and db= in the URL)
 st.navigation(PAGES).run()

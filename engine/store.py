@@ -401,6 +401,7 @@ def peek_datasets(path: Path, busy_timeout: float = 2.0) -> list[str]:
 
 
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_VERIFIED: set[tuple[Path, int]] = set()  # (file, inode) whose blocks were checked against its size
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -429,9 +430,10 @@ def check_file(path: Path) -> None:
 
 
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None = None) -> set[int]:
-    """The migrations a DuckDB database recorded, after checking that it is a whole TTS Lab store.
+    """The migrations a DuckDB database recorded, after checking that it is a TTS Lab store.
 
-    Raises ``NotAStore`` for a truncated file, a foreign database or missing tables, and
+    Call ``check_file`` on the file first. Raises ``NotAStore`` for a truncated file, a foreign
+    database or missing tables, and
     ``SchemaTooNew`` when it was written by a newer engine. An empty database counts as a new store.
     ``catalog`` names an attached database (default: the one the connection opened).
     """
@@ -440,12 +442,7 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None
                                         [name]).fetchall()}
     if not tables:
         return set()
-    block_size, total_blocks = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() "
-                                           "WHERE database_name = ?", [name]).fetchone()
-    size = path.stat().st_size
-    if size < _HEADER_BYTES + block_size * total_blocks:
-        raise NotAStore(f"{path} is truncated: {size} bytes where its header promises "
-                        f"{_HEADER_BYTES + block_size * total_blocks}")
+    _check_blocks(con, path, name, tables)
     if "schema_migrations" not in tables:
         raise NotAStore(f"{path} is a DuckDB database but not a TTS Lab store (it has tables "
                         f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}, no schema_migrations)")
@@ -458,6 +455,27 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None
     if missing:
         raise NotAStore(f"{path} is not a whole TTS Lab store: missing tables {', '.join(missing)}")
     return applied
+
+
+def _check_blocks(con: duckdb.DuckDBPyConnection, path: Path, catalog: str, tables: set[str]) -> None:
+    """Refuse a file cut short: every data block its tables use must lie inside the file.
+
+    Done once per file and process (it reads the storage layout of every table, not the data).
+    """
+    key = (path.resolve(), path.stat().st_ino)
+    if key in _VERIFIED:
+        return
+    per_table = " UNION ALL ".join(
+        f"SELECT max(greatest(block_id, coalesce(list_max(additional_block_ids), -1))) AS b "
+        f"FROM pragma_storage_info('\"{catalog}\".\"{t}\"') WHERE persistent" for t in sorted(tables))
+    last = con.execute(f"SELECT max(b) FROM ({per_table})").fetchone()[0]
+    block_size = con.execute("SELECT block_size FROM pragma_database_size() WHERE database_name = ?",
+                             [catalog]).fetchone()[0]
+    needed = _HEADER_BYTES + (last + 1) * block_size if last is not None else 0
+    if path.stat().st_size < needed:
+        raise NotAStore(f"{path} is truncated: {path.stat().st_size} bytes, but its tables use blocks up to "
+                        f"byte {needed}")
+    _VERIFIED.add(key)
 
 
 def _created_tables(sql: str) -> list[str]:
