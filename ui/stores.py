@@ -95,15 +95,16 @@ def list_stores(folder: Path) -> list[StoreEntry]:
     return [_entry(path) for path in sorted(folder.glob(f"*{SUFFIX}")) if path.is_file()]
 
 
-_SEEN: dict[tuple[Path, int, int], StoreEntry] = {}
+_SEEN: dict[Path, tuple[tuple[int, int], StoreEntry]] = {}  # path -> ((mtime, size), its entry)
 
 
 def _entry(path: Path) -> StoreEntry:
     """A store's entry, reused while the file's size and time are unchanged (listing runs every page)."""
     stat = path.stat()
-    key = (path, stat.st_mtime_ns, stat.st_size)
-    if key in _SEEN:
-        return _SEEN[key]
+    key = (stat.st_mtime_ns, stat.st_size)
+    seen = _SEEN.get(path)
+    if seen is not None and seen[0] == key:
+        return seen[1]
     datasets, problem = (), None
     try:
         datasets = tuple(peek_datasets(path))
@@ -111,7 +112,7 @@ def _entry(path: Path) -> StoreEntry:
         problem = str(exc)
     entry = StoreEntry(path.stem, path, datasets, stat.st_size, datetime.fromtimestamp(stat.st_mtime), problem)
     if not problem or "busy" not in problem:
-        _SEEN[key] = entry
+        _SEEN[path] = (key, entry)
     return entry
 
 
@@ -133,9 +134,12 @@ def stores_panel() -> None:
 
 
 def _panel(entries: list[StoreEntry]) -> None:
-    with st.expander(f"Trajectory databases: {_label(session_path())} in use, {len(entries)} in "
-                     f"{stores_dir().name}/", expanded=False):
-        _show_note()
+    note = st.session_state.pop(NOTE, None)
+    with st.expander("Trajectory databases", expanded=note is not None, icon=":material/database:"):
+        if note is not None:
+            (st.success if note[0] == "success" else st.error)(note[1])
+        st.caption(f"In use: **{_label(session_path())}**. {len(entries)} store file(s) in `{stores_dir()}`; "
+                   "the link of every page carries the one in use (`db=`).")
         if entries:
             st.table(stores_table(entries).set_index("store"))
         _picker("Open a database", "store_picker_home")
@@ -228,7 +232,7 @@ def _adopt_upload() -> None:
     except (BadStoreName, OSError, StoreError) as exc:
         st.session_state[NOTE] = ("error", f"{upload.name} was not kept: {exc}")
         return
-    _open(path.stem, f"Kept {upload.name} as {path.stem} ({len(datasets)} datasets) and opened it.")
+    _open(path.stem, f"Kept {upload.name} as {path.stem} ({_count(len(datasets))}) and opened it.")
 
 
 def _open(name: str, message: str) -> None:
@@ -240,19 +244,13 @@ def _open(name: str, message: str) -> None:
 def _download() -> None:
     store = Store(session_path())
     names = [i.name for i in store.list_datasets()]
-    chosen = st.multiselect("Download datasets", names, default=names, key="download_datasets")
-    results = st.checkbox("with cached results and traces", value=True, key="download_results")
     stem = session_path().stem
+    chosen = st.multiselect("Download datasets", names, default=names, key=f"download_datasets_{stem}")
+    results = st.checkbox("with cached results and traces", value=True, key="download_results")
     st.download_button("Download as .duckdb", icon=":material/download:", disabled=not chosen,
                        file_name=f"{stem}{SUFFIX}" if chosen == names else f"{stem}-subset{SUFFIX}",
                        mime="application/octet-stream", on_click="ignore",
                        data=lambda: transfer.export_bytes(store, chosen, with_results=results, with_saved=results))
-
-
-def _show_note() -> None:
-    note = st.session_state.pop(NOTE, None)
-    if note is not None:
-        (st.success if note[0] == "success" else st.error)(note[1])
 
 
 def _in_folder(path: Path) -> bool:

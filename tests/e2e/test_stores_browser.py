@@ -98,3 +98,47 @@ def test_no_deploy_button(server: str, browser) -> None:
     tab = open_page(browser, server)
     expect(tab.get_by_test_id("stToolbar")).to_be_attached()
     expect(tab.get_by_test_id("stAppDeployButton")).to_have_count(0)
+
+
+def open_panel(tab):
+    """The home page's database panel, expanded."""
+    panel = tab.get_by_test_id("stExpander").filter(has_text="Trajectory databases")
+    panel.get_by_text("Trajectory databases").first.click()
+    return panel
+
+
+def test_upload_keeps_a_valid_store_and_refuses_junk(server: str, browser, tmp_path) -> None:
+    """Uploading a real store keeps it in the folder and opens it; a text file named .duckdb is refused."""
+    from playwright.sync_api import expect
+
+    good = tmp_path / "gamma.duckdb"
+    Store(good).import_dataset(parse_autotts(json.dumps(DOC), name="m/gamma"))
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("not a database\n" * 500)
+    tab = open_page(browser, server)
+    panel = open_panel(tab)
+    panel.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(junk))
+    expect(tab.get_by_test_id("stAlertContentError").first).to_contain_text("junk.duckdb was not kept", timeout=30_000)
+    expect_datasets(tab, "m/alpha")
+    panel.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(good))
+    expect(tab.get_by_test_id("stAlertContentSuccess").first).to_contain_text("Kept gamma.duckdb as gamma",
+                                                                               timeout=30_000)
+    expect_datasets(tab, "m/gamma")
+    expect(tab).to_have_url(f"{server}/?db=gamma")
+    expect(panel.get_by_test_id("stMultiSelect")).to_contain_text("m/gamma")  # download offers the new store
+    panel.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=SCREENSHOTS / "stores_panel_uploaded.png", full_page=True)
+
+
+def test_download_gives_a_store_with_the_chosen_datasets(server: str, browser, tmp_path) -> None:
+    """'Download as .duckdb' on beta gives a file that opens as a store holding m/beta."""
+    tab = open_page(browser, f"{server}/?db=beta")
+    expect_datasets(tab, "m/beta")
+    panel = open_panel(tab)
+    with tab.expect_download() as download:
+        panel.get_by_role("button", name="Download as .duckdb").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "beta.duckdb"
+    assert [i.name for i in Store(saved).list_datasets()] == ["m/beta"]
