@@ -451,7 +451,11 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None
     if applied - known:
         raise SchemaTooNew(f"{path} has schema version {max(applied)}, newer than this engine's "
                            f"{schema_version()}: update TTS Lab to open it")
-    missing = sorted({t for v, sql in MIGRATIONS if v in applied for t in _created_tables(sql)} - tables)
+    expected = set()
+    for version, sql in MIGRATIONS:
+        if version in applied:
+            expected = (expected | set(_table_names("CREATE", sql))) - set(_table_names("DROP", sql))
+    missing = sorted(expected - tables)
     if missing:
         raise NotAStore(f"{path} is not a whole TTS Lab store: missing tables {', '.join(missing)}")
     return applied
@@ -478,8 +482,9 @@ def _check_blocks(con: duckdb.DuckDBPyConnection, path: Path, catalog: str, tabl
     _VERIFIED.add(key)
 
 
-def _created_tables(sql: str) -> list[str]:
-    return re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)
+def _table_names(verb: str, sql: str) -> list[str]:
+    """Tables a migration creates (``verb`` CREATE) or drops (DROP)."""
+    return re.findall(rf"{verb} TABLE (?:IF (?:NOT )?EXISTS )?(\w+)", sql, flags=re.IGNORECASE)
 
 
 def _backup(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> Path:
