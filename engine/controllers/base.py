@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from fractions import Fraction
 from functools import cache
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 # Errors the question object raises when the pool of branches is exhausted or an
@@ -60,18 +61,20 @@ class Controller(LLMDesignedMethod):
     def _beta(self) -> float:
         """The configured beta; outside [0, 1] it is refused, never silently clipped."""
         beta = self.config.get("beta", self.DEFAULT_BETA)
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= beta <= 1.0:
+        if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= beta <= 1.0:
             raise ValueError(f"{self.NAME}: beta must be a number in [0, 1], got {beta!r}")
         return float(beta)
 
     def _checked(self, knob: str, value: Any, expected: type) -> Any:
-        """An explicit knob value of the schedule's type: an int may stand for a float, 8.0 for 8."""
-        if expected is int and isinstance(value, float) and value.is_integer():
+        """An explicit knob value of the schedule's type (numpy numbers too): an int may stand for a float,
+        8.0 for 8."""
+        kind = {bool: bool, int: Integral, float: Real}.get(expected, expected)
+        whole = isinstance(value, Real) and not isinstance(value, Integral) and float(value).is_integer()
+        if expected is int and whole:
             value = int(value)
-        allowed = (int, float) if expected is float else (expected,)
-        if isinstance(value, bool) != (expected is bool) or not isinstance(value, allowed):
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, kind):
             raise ValueError(f"{self.NAME}: knob {knob!r} expects {expected.__name__}, got {value!r}")
-        return value
+        return int(value) if expected is int else value
 
     @classmethod
     def schedule(cls, beta: float) -> dict[str, Any]:

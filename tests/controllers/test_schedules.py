@@ -1,5 +1,6 @@
 """Beta schedules: one scalar sets every knob deterministically; explicit knobs win."""
 
+import numpy as np
 import pytest
 
 from engine.controllers import BUILTINS, PRESETS, resolve, sweep_configs
@@ -84,3 +85,6 @@ def test_knob_of_the_wrong_type_names_knob_controller_and_type():
         CMC({"conf_thresh": True})
     assert SC({"k": 8.0}).knobs["k"] == 8
     assert CMC({"conf_thresh": 1}).knobs["conf_thresh"] == 1
+    assert SC({"k": np.int64(8)}).knobs["k"] == 8 and CMC({"beta": np.float32(0.5)}).knobs["n_init"] == 5
+    with pytest.raises(ValueError, match=r"sc: knob 'k' expects int, got 8\.5"):
+        SC({"k": 8.5})
