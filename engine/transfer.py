@@ -19,6 +19,7 @@ import duckdb
 from engine.dataset import Dataset
 from engine.formats.autotts import FormatError
 from engine.store import (
+    _DATASET_TABLES,
     DatasetConflict,
     ImportReport,
     Store,
@@ -32,8 +33,6 @@ from engine.store import (
 )
 
 SOURCE, TARGET = "ttslab_source", "ttslab_target"  # aliases of attached files
-# Tables copied with a dataset, by the column naming it (parents last, as _DATASET_TABLES).
-_ROWS = (("questions", "dataset"), ("branches", "dataset"), ("probes", "dataset"), ("datasets", "name"))
 PARQUET_COLUMNS = ("dataset", "q_idx", "question", "gold", "probe_freq", "b_idx", "tokens", "final", "probes")
 
 
@@ -188,10 +187,10 @@ def _copy_dataset(con: duckdb.DuckDBPyConnection, plan: _Copy, name: str, digest
         if not plan.replace:
             raise DatasetConflict(f"dataset {name!r} already exists with different content (stored "
                                   f"{existing[0][:12]}, attached {digest[:12]}); use --replace to overwrite it")
-        for table, column in _ROWS:
+        for table, column in _DATASET_TABLES:
             con.execute(f"DELETE FROM {dst}.{table} WHERE {column} = ?", [name])
         status = "replaced"
-    for table, column in _ROWS:
+    for table, column in _DATASET_TABLES:
         con.execute(f"INSERT INTO {dst}.{table} BY NAME SELECT * FROM {src}.{table} WHERE {column} = ?", [name])
     return ImportReport(name, status, n_questions, n_branches, digest)
 
