@@ -13,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must ne
 import streamlit as st
 
 from ui.access import require_access
+from ui.stores import store_picker
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -25,4 +26,5 @@ PAGES = [
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")
 require_access()  # before any page: a refused visitor sees one line and nothing runs
+store_picker()  # this session's trajectory database (sidebar, and db= in the URL)
 st.navigation(PAGES).run()

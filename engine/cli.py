@@ -15,10 +15,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_doctor, cli_eval, cli_generate, cli_simulate
+from engine import cli_doctor, cli_eval, cli_generate, cli_simulate, cli_stores, transfer
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
-from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError
+from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError, schema_version
 
 Handler = Callable[[argparse.Namespace, Store], int]
 
@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     cli_doctor,
     cli_simulate,
     cli_generate,
+    cli_stores,
 )
 
 _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}
@@ -39,10 +40,9 @@ _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of each subcommand."""
     parser = argparse.ArgumentParser(prog="python -m engine", description="TTS Lab: trajectories, replay, results.")
-    parser.add_argument("--db", type=Path, help="DuckDB file (default: $TTSLAB_DB or cache/ttslab.duckdb)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    imp = sub.add_parser("import", help="import AutoTTS files or directories of <model>/<bench>.json")
+    imp = sub.add_parser("import", help="import AutoTTS files, directories of <model>/<bench>.json, or Parquet exports")
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     imp.add_argument("--replace", action="store_true", help="overwrite datasets whose content changed")
 
@@ -57,6 +57,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     handlers = {"import": run_import, "export": run_export, "datasets": run_datasets}
     for module in COMMAND_MODULES:
         handlers |= module.add_parsers(sub)
+    for p in (parser, *sub.choices.values()):  # `--db FILE` before or after the subcommand
+        p.add_argument("--db", type=Path, default=argparse.SUPPRESS,
+                       help="DuckDB file (default: $TTSLAB_DB or cache/ttslab.duckdb)")
     return parser, handlers
 
 
@@ -65,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
     try:
-        return handlers[args.command](args, Store(args.db))
+        store = Store(getattr(args, "db", None))
+        if store.backup is not None:
+            print(f"note: {store.path} was migrated to schema version {schema_version()}; the file as it was "
+                  f"is kept at {store.backup}", file=sys.stderr)
+        return handlers[args.command](args, store)
     except USER_ERRORS as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
@@ -74,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_import(args: argparse.Namespace, store: Store) -> int:
     progress = _print_progress if sys.stderr.isatty() else None
     for path in args.paths:
-        for r in store.import_path(path, replace=args.replace, progress=progress):
+        reports = (transfer.import_parquet(store, path, replace=args.replace) if path.suffix == ".parquet"
+                   else store.import_path(path, replace=args.replace, progress=progress))
+        for r in reports:
             print(f"{r.status} {r.name} ({r.n_questions} questions, {r.n_branches} branches)")
     return 0
 

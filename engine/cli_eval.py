@@ -21,7 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
     """Register eval and sweep on the CLI's subparsers; returns their handlers by name."""
     ev = sub.add_parser("eval", help="evaluate one controller on one dataset")
     _controller_args(ev)
-    ev.add_argument("--beta", type=float, help="beta in [0, 1] (goes into the controller's config)")
+    ev.add_argument("--beta", type=_beta, help="beta in [0, 1] (goes into the controller's config)")
     ev.add_argument("--traces", action="store_true", help="store every episode's execution trace (see `trace`)")
     tr = sub.add_parser("trace", help="print the stored execution trace of one episode as JSON")
     tr.add_argument("key", help="the result key an `eval --traces --json` printed")
@@ -51,6 +51,16 @@ def _controller_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _beta(text: str) -> float:
+    try:
+        beta = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= beta <= 1.0:
+        raise argparse.ArgumentTypeError(f"beta must be in [0, 1], got {text}")
+    return beta
+
+
 def _beta_range(text: str) -> list[float]:
     try:
         start, stop, step = (float(x) for x in text.split(":"))
@@ -58,6 +68,8 @@ def _beta_range(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected START:STOP:STEP, got {text!r}") from None
     if step <= 0:
         raise argparse.ArgumentTypeError("STEP must be positive")
+    if not (0.0 <= start <= 1.0 and 0.0 <= stop <= 1.0):
+        raise argparse.ArgumentTypeError(f"betas must lie in [0, 1], got {text!r}")
     n = round((stop - start) / step) + 1
     return [round(start + i * step, 6) for i in range(n)]
 
@@ -114,6 +126,8 @@ def run_eval(args: argparse.Namespace, store: Any) -> int:
         print(f"avg total tokens      {result.avg_total_tokens:,.1f}")
         print(f"avg sequential tokens {result.avg_sequential_tokens:,.1f}")
         print(f"seconds               {result.seconds:.3f}{'   (from cache)' if result.cached else ''}")
+        if result.startup_seconds and not result.cached:
+            print(f"start-up seconds      {result.startup_seconds:.3f}   (loading the compiled kernel, not counted)")
         if args.traces:
             print(f"traces stored; show one with: python -m engine trace {result.key} --question 0 --seed 0")
     return 0
@@ -158,6 +172,9 @@ def run_sweep(args: argparse.Namespace, store: Any) -> int:
         label = ", ".join(f"{k}={v}" for k, v in point.items())
         print(f"{label:28}{r.accuracy:11.2f}{r.avg_total_tokens:13,.0f}{r.avg_sequential_tokens:12,.0f}"
               f"{f'{r.ci95[0]:.1f}-{r.ci95[1]:.1f}':>16}{r.seconds:8.3f}")
+    startup = sum(r.startup_seconds for r in results if not r.cached)
+    if startup:
+        print(f"start-up: {startup:.3f} s loading the compiled kernel (not in the s column)", file=sys.stderr)
     return 0
 
 

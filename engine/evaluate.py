@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -22,58 +23,13 @@ from engine.controllers import loader
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.replay import COMPAT, MODES, Episode, InvalidAction, replay_questions, shuffled_order
+from engine.spec import ENGINE_VERSION, ControllerSpec, Outcomes, Progress, action_events
 
-ENGINE_VERSION = "1"  # bump when episode rules or metrics change, to invalidate cached results
+__all__ = ["ENGINE_VERSION", "ControllerSpec", "EvalResult", "Outcomes", "Progress", "SandboxOptions", "action_events",
+           "evaluate", "run_episodes", "run_python", "summarize", "sweep"]
+
 BOOTSTRAP_ITERATIONS = 1000
 SWEEP_WRITE_BATCH = 16  # results a sweep computes before it writes them to the store
-
-Progress = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class ControllerSpec:
-    """Which controller to run: a built-in (or preset) by name, or user source code."""
-
-    name: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    source: str | None = None
-    class_name: str | None = None
-    filename: str = "<controller>"
-
-    @classmethod
-    def builtin(cls, name: str, config: Mapping[str, Any] | None = None) -> ControllerSpec:
-        base, full = controllers.resolve(name, dict(config or {}))
-        return cls(name=base, config=full)
-
-    @classmethod
-    def from_source(
-        cls, source: str, class_name: str | None = None, config: Mapping[str, Any] | None = None,
-        filename: str = "<controller>",
-    ) -> ControllerSpec:
-        name = class_name or "controller"
-        return cls(name=name, config=dict(config or {}), source=source, class_name=class_name,
-                   filename=filename)
-
-    @property
-    def is_builtin(self) -> bool:
-        return self.source is None
-
-    def code_hash(self) -> str:
-        """Identity of the code: user source, or the built-in's name and engine version."""
-        text = self.source if self.source is not None else f"builtin:{self.name}:{ENGINE_VERSION}"
-        return loader.source_hash(text)
-
-    def build(self) -> Any:
-        """Instantiate in this process (trusted code only)."""
-        if self.is_builtin:
-            return controllers.BUILTINS[self.name](dict(self.config))
-        cls = loader.load_class(self.source, self.class_name, self.filename)
-        try:
-            return cls(config=dict(self.config)) if self.config else cls()
-        except Exception as exc:
-            raise ControllerError(
-                f"constructing {cls.__name__} failed:\n{loader.user_traceback(exc, self.filename)}"
-            ) from None
 
 
 @dataclass(frozen=True)
@@ -88,18 +44,6 @@ class SandboxOptions:
     def hiding_store(cls, limits: Any, cancel: threading.Event | None, store: Any) -> SandboxOptions:
         """Options that also hide ``store``'s database file from controllers (wherever it lies)."""
         return cls(limits, cancel, (store.path,) if store is not None else ())
-
-
-@dataclass
-class Outcomes:
-    """Raw per-episode outcomes, indexed [seed, question]."""
-
-    answers: list[list[str | None]]
-    total_tokens: np.ndarray
-    sequential_tokens: np.ndarray
-    n_actions: np.ndarray
-    traces: dict[tuple[int, int], list[dict]] = field(default_factory=dict)
-    actions: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (seed, question): traces or on request
 
 
 @dataclass
@@ -120,6 +64,7 @@ class EvalResult:
     per_question_tokens: list[float]
     avg_actions: float
     cached: bool = False
+    startup_seconds: float = 0.0  # loading compiled code before the replay (not part of ``seconds``)
     key: str = ""
     # Per-episode records (seed, question, answer, correct, tokens, actions): only when asked for.
     episodes: list[dict[str, Any]] | None = None
@@ -227,12 +172,28 @@ def _compute(
 ) -> tuple[EvalResult, Outcomes]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    startup = _load_kernel(spec, traces)
     start = time.perf_counter()
     outcomes = run_episodes(dataset, spec, shuffles=shuffles, mode=mode, progress=progress,
                             traces=traces, trusted=trusted, sandbox=sandbox)
     result = summarize(dataset, spec, outcomes, shuffles, mode, time.perf_counter() - start)
-    result.key = key
+    result.key, result.startup_seconds = key, round(startup, 4)
     return result, outcomes
+
+
+def _load_kernel(spec: ControllerSpec, traces: bool) -> float:
+    """Seconds spent importing and loading the compiled kernel ``spec`` will run on (0 when loaded).
+
+    Kept out of ``EvalResult.seconds``, which measures the replay alone.
+    """
+    if not spec.is_builtin or traces:
+        return 0.0
+    start = time.perf_counter()
+    fresh = "engine.controllers.kernels" not in sys.modules
+    from engine.controllers import kernels  # numba is slow to import: only when a kernel will run
+
+    loaded = kernels.warm_up(spec.name, spec.build().knobs)
+    return time.perf_counter() - start if fresh or loaded else 0.0
 
 
 def _from_cache(row: Mapping[str, Any], key: str) -> EvalResult:
@@ -326,26 +287,6 @@ def episode_trace(controller: Any, rq: Any, ep: Episode, seed: int) -> list[dict
         if isinstance(trace, list):
             return json.loads(json.dumps(trace, default=str))
     return action_events(rq, ep.actions, seed)
-
-
-def action_events(rq: Any, actions: list[int], seed: int) -> list[dict]:
-    """Trace events derived from an action log by replaying it (same shape as the reference's)."""
-    ep = Episode(rq, shuffled_order(seed, rq.n_branches))
-    events = []
-    for a in actions:
-        if a == -1:
-            answer, index, finished = ep.probe_new()
-            event, inp = "branch", {}
-        elif a == -2:
-            answer, index, finished = ep.get_new_branch_final_answer(), ep.n_opened - 1, True
-            event, inp = "read", {}
-        else:
-            (answer, finished), index = ep.probe_more(a), a
-            event, inp = "probe", {"branch": a}
-        events.append({"event": event, "input": inp,
-                       "output": {"answer": answer, "branch": index, "finished": finished},
-                       "state": {"total_tokens": ep.total_tokens}})
-    return events
 
 
 def episode_records(dataset: Dataset, out: Outcomes) -> list[dict[str, Any]]:

@@ -21,3 +21,10 @@ def default_db() -> Path:
     """The DuckDB file used when no `--db` is given: `TTSLAB_DB` or `cache/ttslab.duckdb`."""
     env = os.environ.get("TTSLAB_DB")
     return Path(env) if env else PROJECT_ROOT / "cache" / "ttslab.duckdb"
+
+
+def stores_dir() -> Path:
+    """The folder of DuckDB stores the app lists and opens by name: `TTSLAB_STORES`, else the default
+    store's folder (`cache/`, or wherever `TTSLAB_DB` points)."""
+    env = os.environ.get("TTSLAB_STORES")
+    return Path(env) if env else default_db().parent

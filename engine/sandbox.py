@@ -46,9 +46,9 @@ from engine import sandbox_worker as protocol
 from engine.controllers import kernels
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
-from engine.evaluate import ControllerSpec, Outcomes, Progress, action_events
 from engine.paths import PROJECT_ROOT, data_dir, default_db
 from engine.replay import COMPAT, MODES, InvalidAction, ReplayQuestion, replay_actions, replay_questions, shuffled_order
+from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,11 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
   actions, seconds, model_seconds)``: one live episode (action log as replay codes, wall clock,
   seconds spent waiting for the model).
 
+Versions: ``schema_migrations`` says which migrations a file has. Opening a store written by a newer
+engine raises ``SchemaTooNew``; an older one is copied beside itself (``<name>.v<N>.bak``) and then
+migrated. A file that is not DuckDB, is truncated, or is another program's database raises
+``NotAStore`` before anything is written to it (an empty DuckDB database becomes a new store).
+
 Deleting a dataset keeps its results: they are keyed by content hash and are valid again if the
 same content is re-imported.
 
@@ -51,6 +56,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import shutil
 import threading
 import time
 import zlib
@@ -74,6 +81,7 @@ from engine.paths import default_db
 Progress = Callable[[int, int, str], None]
 
 EXPORT_FORMATS = ("autotts", "parquet")
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers precede the data blocks
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -131,7 +139,7 @@ _DATASET_TABLES = (("probes", "dataset"), ("branches", "dataset"), ("questions",
 
 # One row per branch with its probe answers as a list: read by load_dataset, written by parquet export.
 _BRANCHES_SQL = """
-    SELECT b.dataset, b.q_idx, q.text AS question, q.gold, q.probe_freq, b.b_idx, b.tokens, b.final,
+    SELECT b.dataset, b.q_idx, q.text AS question, q.gold, q.probe_freq, q.has_trace, b.b_idx, b.tokens, b.final,
            coalesce(p.probes, []::VARCHAR[]) AS probes
     FROM branches b
     JOIN questions q ON q.dataset = b.dataset AND q.q_idx = b.q_idx
@@ -152,6 +160,14 @@ _CACHE: dict[tuple[str, str, str], Dataset] = {}
 
 class StoreError(Exception):
     """Base of the store's own errors (all are user-facing, one line)."""
+
+
+class NotAStore(StoreError):
+    """The file is not a whole TTS Lab store: not DuckDB, truncated, or another program's database."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer engine (its schema has migrations this one does not know)."""
 
 
 class StoreBusy(StoreError):
@@ -199,9 +215,19 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path) if path is not None else default_db()
         self.busy_timeout = busy_timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Where the copy of an older store was written before it was migrated (None: nothing migrated).
+        self.backup: Path | None = None
+        fresh = not self.path.exists()
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            check_file(self.path)
         with _write_lock(self.path), self.connect() as con:
-            _migrate(con)
+            applied = check_schema(con, self.path)  # also when fresh: another process may have just made it
+            pending = [(v, sql) for v, sql in MIGRATIONS if v not in applied]
+            if applied and pending:
+                self.backup = _backup(con, self.path, max(applied))
+            _migrate(con, pending)
         with contextlib.suppress(OSError):  # owner only: sandboxed controllers run as another uid
             self.path.chmod(0o600)
 
@@ -219,17 +245,22 @@ class Store:
         for i, file in enumerate(files, 1):
             datasets.append(load_autotts_file(file))
             _report(progress, i, total, f"read {file}")
+        step = None if progress is None else (lambda i, _, label: progress(len(files) + i, total, label))
+        return self.import_datasets(datasets, replace=replace, progress=step)
+
+    def import_datasets(self, datasets: list[Dataset], *, replace: bool = False,
+                        progress: Progress | None = None) -> list[ImportReport]:
+        """Store several datasets in one transaction (all or nothing), each as ``import_dataset`` does."""
         reports = []
         with self.writing() as con:
-            for i, dataset in enumerate(datasets, len(files) + 1):
+            for i, dataset in enumerate(datasets, 1):
                 reports.append(_write_dataset(con, dataset, replace))
-                _report(progress, i, total, f"{reports[-1].status} {dataset.name}")
+                _report(progress, i, len(datasets), f"{reports[-1].status} {dataset.name}")
         return reports
 
     def import_dataset(self, dataset: Dataset, *, replace: bool = False) -> ImportReport:
         """Store ``dataset``; same content is a no-op, other content under its name needs ``replace``."""
-        with self.writing() as con:
-            return _write_dataset(con, dataset, replace)
+        return self.import_datasets([dataset], replace=replace)[0]
 
     def list_datasets(self) -> list[DatasetInfo]:
         """All datasets, by name."""
@@ -254,7 +285,8 @@ class Store:
                                     "ORDER BY q_idx", [name]).fetchall()
             branches = con.execute(f"SELECT q_idx, tokens, final, probes FROM ({_BRANCHES_SQL})",
                                    {"name": name}).fetchall()
-        dataset = Dataset(name=name, questions=_rebuild(questions, branches), content_hash=digest, source=source)
+        dataset = Dataset(name=name, questions=rebuild_questions(questions, branches), content_hash=digest,
+                          source=source)
         _CACHE[(name, digest, source)] = dataset
         return dataset
 
@@ -365,22 +397,45 @@ class Store:
             yield con
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.02
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() >= deadline:
-                    raise StoreBusy(f"database {self.path} is busy (held by another process for over "
-                                    f"{self.busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.5)
+        return open_file(self.path, self.busy_timeout)
+
+
+def open_file(path: Path, busy_timeout: float) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file ``path``, retried while another process holds its lock.
+
+    Every connection of this process uses the same (read-write) configuration: DuckDB refuses a
+    second configuration of a file that is open. Opening writes nothing by itself.
+    """
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise NotAStore(f"{path} cannot be opened as a DuckDB database (damaged or truncated?): "
+                                f"{str(exc).splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"database {path} is busy (held by another process for over "
+                                f"{busy_timeout:g} s): {str(exc).splitlines()[0]}") from None
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+
+
+def peek_datasets(path: Path, busy_timeout: float = 2.0) -> list[str]:
+    """The dataset names of an existing store file, checked as ``Store`` checks it but never migrated."""
+    check_file(path)
+    con = open_file(path, busy_timeout)
+    try:
+        if not check_schema(con, path):
+            return []
+        return [n for (n,) in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+    finally:
+        con.close()
 
 
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_VERIFIED: set[tuple[Path, int]] = set()  # (file, inode) whose blocks were checked against its size
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -391,16 +446,99 @@ def _write_lock(path: Path) -> threading.Lock:
         return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
-def _migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Apply the entries of MIGRATIONS not yet recorded, in order, each in its own transaction."""
+def schema_version() -> int:
+    """The newest schema this engine writes: the last entry of MIGRATIONS."""
+    return max(v for v, _ in MIGRATIONS)
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before DuckDB touches it, a file that is empty or not a DuckDB database at all."""
+    with path.open("rb") as f:
+        head = f.read(_HEADER_BYTES)
+    if not head:
+        raise NotAStore(f"{path} is empty (0 bytes), not a TTS Lab store")
+    if head[8:12] != b"DUCK":
+        raise NotAStore(f"{path} is not a DuckDB database (no DuckDB header)")
+    if len(head) < _HEADER_BYTES:
+        raise NotAStore(f"{path} is truncated ({len(head)} bytes, shorter than a DuckDB header)")
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path, catalog: str | None = None) -> set[int]:
+    """The migrations a DuckDB database recorded, after checking that it is a TTS Lab store.
+
+    Call ``check_file`` on the file first. Raises ``NotAStore`` for a truncated file, a foreign
+    database or missing tables, and
+    ``SchemaTooNew`` when it was written by a newer engine. An empty database counts as a new store.
+    ``catalog`` names an attached database (default: the one the connection opened).
+    """
+    name = catalog or con.execute("SELECT current_database()").fetchone()[0]
+    tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                                        [name]).fetchall()}
+    if not tables:
+        return set()
+    _check_blocks(con, path, name, tables)
+    if "schema_migrations" not in tables:
+        raise NotAStore(f"{path} is a DuckDB database but not a TTS Lab store (it has tables "
+                        f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}, no schema_migrations)")
+    applied = {v for (v,) in con.execute(f'SELECT version FROM "{name}".schema_migrations').fetchall()}
+    known = {v for v, _ in MIGRATIONS}
+    if applied - known:
+        raise SchemaTooNew(f"{path} has schema version {max(applied)}, newer than this engine's "
+                           f"{schema_version()}: update TTS Lab to open it")
+    expected = set()
+    for version, sql in MIGRATIONS:
+        if version in applied:
+            expected = (expected | set(_table_names("CREATE", sql))) - set(_table_names("DROP", sql))
+    missing = sorted(expected - tables)
+    if missing:
+        raise NotAStore(f"{path} is not a whole TTS Lab store: missing tables {', '.join(missing)}")
+    return applied
+
+
+def _check_blocks(con: duckdb.DuckDBPyConnection, path: Path, catalog: str, tables: set[str]) -> None:
+    """Refuse a file cut short: every data block its tables use must lie inside the file.
+
+    Done once per file and process (it reads the storage layout of every table, not the data).
+    """
+    key = (path.resolve(), path.stat().st_ino)
+    if key in _VERIFIED:
+        return
+    per_table = " UNION ALL ".join(
+        f"SELECT max(greatest(block_id, coalesce(list_max(additional_block_ids), -1))) AS b "
+        f"FROM pragma_storage_info('\"{catalog}\".\"{t}\"') WHERE persistent" for t in sorted(tables))
+    last = con.execute(f"SELECT max(b) FROM ({per_table})").fetchone()[0]
+    block_size = con.execute("SELECT block_size FROM pragma_database_size() WHERE database_name = ?",
+                             [catalog]).fetchone()[0]
+    needed = _HEADER_BYTES + (last + 1) * block_size if last is not None else 0
+    if path.stat().st_size < needed:
+        raise NotAStore(f"{path} is truncated: {path.stat().st_size} bytes, but its tables use blocks up to "
+                        f"byte {needed}")
+    _VERIFIED.add(key)
+
+
+def _table_names(verb: str, sql: str) -> list[str]:
+    """Tables a migration creates (``verb`` CREATE) or drops (DROP)."""
+    return re.findall(rf"{verb} TABLE (?:IF (?:NOT )?EXISTS )?(\w+)", sql, flags=re.IGNORECASE)
+
+
+def _backup(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> Path:
+    """Copy the store beside itself (``<name>.v<version>.bak``) before migrating it; returns the copy."""
+    con.execute("CHECKPOINT")  # everything in the main file; this connection's lock keeps writers out
+    target = path.with_name(f"{path.name}.v{version}.bak")
+    if target.exists():
+        target = path.with_name(f"{path.name}.v{version}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}.bak")
+    shutil.copyfile(path, target)
+    return target
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, pending: list[tuple[int, str]]) -> None:
+    """Apply ``pending`` entries of MIGRATIONS in order, each in its own transaction."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "applied_at TIMESTAMP NOT NULL)")
-    applied = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, sql in MIGRATIONS:
-        if version not in applied:
-            with _transaction(con):
-                con.execute(sql)
-                con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+    for version, sql in pending:
+        with _transaction(con):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
 
 
 @contextmanager
@@ -483,8 +621,11 @@ def _import_report(dataset: Dataset, status: str, digest: str) -> ImportReport:
     return ImportReport(dataset.name, status, dataset.n_questions, n_branches, digest)
 
 
-def _rebuild(questions: list[tuple], branches: list[tuple]) -> tuple[Question, ...]:
-    """Questions from the rows of the questions table and of _BRANCHES_SQL (both in index order)."""
+def rebuild_questions(questions: list[tuple], branches: list[tuple]) -> tuple[Question, ...]:
+    """Questions from rows ``(text, gold, probe_freq, has_trace)`` and ``(q_idx, tokens, final, probes)``.
+
+    Both in index order, as the questions table and ``_BRANCHES_SQL`` (or a Parquet export) give them.
+    """
     per_question: list[list[Branch]] = [[] for _ in questions]
     for q_idx, tokens, final, probes in branches:
         per_question[q_idx].append(Branch(probes=tuple(probes), tokens=tokens, final=final))

@@ -19,6 +19,7 @@ from engine.store import DatasetInfo, Store
 from ui.context import USER_ERRORS, current_store
 from ui.data_import import data_panel
 from ui.fair import run_fairly, sandbox_limits
+from ui.stores import stores_panel, uses_default
 
 DEFAULT_CONTROLLER = "cmc"
 ROW_PX = 35  # st.dataframe row height in pixels
@@ -28,6 +29,8 @@ IMPORT_HELP = (
     "Import some with `python -m engine import PATH` (a file or a directory of `<model>/<bench>.json`), "
     "or set `TTSLAB_DATA` to such a directory, then reload this page."
 )
+EMPTY_HELP = ("This database holds no datasets yet. Import some with `python -m engine import PATH --db FILE` "
+              "or copy them from another store with `python -m engine attach OTHER.duckdb --db FILE`.")
 
 
 def main() -> None:
@@ -45,12 +48,15 @@ def main() -> None:
             evaluation_section(store, infos)
     except USER_ERRORS as exc:
         st.error(f"{type(exc).__name__}: {exc}")
+    stores_panel()
 
 
 def ensure_datasets(store: Store) -> list[DatasetInfo]:
     """The stored datasets; on first run, everything under ``data_dir()`` is imported first."""
     infos = store.list_datasets()
-    if infos:
+    if infos or not uses_default():  # a database the user created or uploaded stays as it is
+        if not infos:
+            st.info(EMPTY_HELP)
         return infos
     folder = data_dir()
     if not folder.is_dir() or not any(folder.glob("*/*.json")):

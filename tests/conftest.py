@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import duckdb
 import pytest
 
 from engine import paths
+from engine.dataset import Dataset
+from engine.formats.autotts import parse_autotts
 from engine.store import Store
 
 N_REAL_FILES = 12
@@ -62,6 +65,12 @@ def real_store_path(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) ->
 def tiny_doc() -> list[dict[str, Any]]:
     """A small valid AutoTTS document (a fresh copy, free to mutate)."""
     return copy.deepcopy(TINY_DOC)
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """TINY_DOC parsed as the dataset ``m/tiny`` (with its content hash)."""
+    return parse_autotts(json.dumps(TINY_DOC), name="m/tiny", source="m/tiny.json")
 
 
 @pytest.fixture

@@ -102,3 +102,22 @@ def test_db_flag_overrides_env(real_db: Path, tmp_path: Path) -> None:
     done = cli("--db", real_db, "datasets", "--json", db=unused)
     assert len(json.loads(done.stdout)) == 12
     assert not unused.exists()
+
+
+@pytest.mark.parametrize("command", [("datasets", "--json"), ("datasets", "--json", "--db")])
+def test_db_flag_before_or_after_the_subcommand(real_db: Path, tmp_path: Path, command: tuple) -> None:
+    """`--db FILE` works before the subcommand and after it (people type options last)."""
+    unused = tmp_path / "env.duckdb"
+    args = ("--db", real_db, *command) if command[-1] != "--db" else (*command, real_db)
+    done = cli(*args, db=unused)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)) == 12
+    assert not unused.exists()
+
+
+def test_import_with_db_after_the_paths(tmp_path: Path, data_dir: Path) -> None:
+    """`import PATH --db FILE` imports into FILE, as the README's habit suggests."""
+    target, unused = tmp_path / "mine.duckdb", tmp_path / "env.duckdb"
+    done = cli("import", data_dir / "Qwen3-8B" / "aime24.json", "--db", target, db=unused)
+    assert (done.returncode, done.stdout) == (0, "imported Qwen3-8B/aime24 (30 questions, 3840 branches)\n")
+    assert target.exists() and not unused.exists()

@@ -106,3 +106,40 @@ def test_traces_are_stored_and_printed_per_episode(db: Path) -> None:
     assert events and {"event", "input", "output", "state", "decision"} <= set(events[0])
     missing = cli("trace", key, "--question", "3", "--seed", "7", db=db)
     assert missing.returncode == 2 and "no trace stored" in missing.stderr
+
+
+def test_db_flag_after_eval(db: Path, tmp_path: Path) -> None:
+    """`eval ... --db FILE` reads FILE's datasets (the option may follow the subcommand's own)."""
+    done = cli("eval", "--dataset", "Qwen3-8B/aime24", "--controller", "sc64", "--json", "--db", db,
+               db=tmp_path / "unused.duckdb")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accuracy"] > 0
+    assert not (tmp_path / "unused.duckdb").exists()
+
+
+def test_bad_set_value_names_knob_controller_and_type(db: Path) -> None:
+    """`--set k=abc` is one error line naming the knob, the controller and the type it expects."""
+    done = cli("eval", "--dataset", "Qwen3-8B/aime24", "--controller", "sc", "--set", "k=abc", db=db)
+    assert done.returncode == 2
+    assert done.stderr == "error: sc: knob 'k' expects int, got 'abc'\n"
+
+
+@pytest.mark.parametrize("beta", ["7", "-1"])
+def test_beta_outside_the_unit_interval_is_refused(db: Path, beta: str) -> None:
+    """`--beta 7` / `--beta -1` are usage errors, not silently clipped to 1 / 0."""
+    done = cli("eval", "--dataset", "Qwen3-8B/aime24", "--controller", "cmc", "--beta", beta, db=db)
+    assert done.returncode == 2
+    assert f"argument --beta: beta must be in [0, 1], got {beta}" in done.stderr
+    sweep = cli("sweep", "--dataset", "Qwen3-8B/aime24", "--controller", "cmc", "--betas", "0:2:0.5", db=db)
+    assert sweep.returncode == 2 and "betas must lie in [0, 1]" in sweep.stderr
+
+
+def test_eval_seconds_exclude_the_kernel_start_up(db: Path) -> None:
+    """A fresh process reports loading the compiled kernel as start-up, apart from the replay seconds."""
+    done = cli("eval", "--dataset", "Qwen3-1.7B/aime25", "--controller", "esc64", "--no-cache", db=db)
+    assert done.returncode == 0, done.stderr
+    lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
+    assert "start-up seconds" in lines and "not counted" in lines["start-up seconds"]
+    result = json.loads(cli("eval", "--dataset", "Qwen3-1.7B/aime25", "--controller", "esc64", "--no-cache",
+                            "--json", db=db).stdout)
+    assert result["startup_seconds"] > 0 and result["seconds"] > 0

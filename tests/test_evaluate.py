@@ -1,9 +1,13 @@
 """Evaluation metrics, per-episode records, traces and the bootstrap interval."""
 
+import subprocess
+import sys
+
 import numpy as np
 
 from engine.dataset import Branch, Dataset, Question
 from engine.evaluate import ControllerSpec, bootstrap_ci, evaluate
+from engine.paths import PROJECT_ROOT
 
 # Two questions, four branches each; "7" is gold for q0 (3 of 4 branches), "1" for q1 (1 of 4).
 DATASET = Dataset(
@@ -55,3 +59,31 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     assert (lo, hi) == bootstrap_ci(per_q)
     assert lo <= per_q.mean() * 100 <= hi
     assert bootstrap_ci(np.array([1.0, 1.0])) == (100.0, 100.0)
+
+
+def test_layers_import_top_down_without_a_cycle():
+    """Kernels and the sandbox use the shared types from engine.spec, never the evaluator above them."""
+    code = ("import sys\n"
+            "from engine import sandbox\n"
+            "from engine.controllers import kernels\n"
+            "from engine.store import Store\n"
+            "assert 'engine.evaluate' not in sys.modules, 'imported engine.evaluate'\n"
+            "from engine.spec import ControllerSpec, Outcomes\n"
+            "import engine.evaluate as ev\n"
+            "assert ev.ControllerSpec is ControllerSpec and ev.Outcomes is Outcomes\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_kernel_run_does_not_import_the_evaluator():
+    """Running a compiled kernel (in a fresh process) leaves engine.evaluate unimported."""
+    code = ("import sys\n"
+            "from engine.controllers import kernels\n"
+            "from engine.controllers.sc import SC\n"
+            "out = kernels.run(kernels._WARM_UP_DATA, 'sc', SC({'k': 2}).knobs, 3)\n"
+            "assert len(out.answers) == 3 and {a for (a,) in out.answers} <= {'a', 'b'}, out\n"
+            "assert 'engine.evaluate' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr

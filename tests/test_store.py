@@ -141,18 +141,20 @@ def test_migrations_recorded_and_idempotent(tmp_db: Path, tiny_doc: list) -> Non
     """Opening a database again re-applies nothing and keeps its data; the version is recorded."""
     Store(tmp_db).import_dataset(_tiny(tiny_doc))
     Store(tmp_db)
-    versions = _query(tmp_db, "SELECT version FROM schema_migrations")
-    assert versions == [(v,) for v, _ in store_module.MIGRATIONS] == [(1,)]
+    versions = _query(tmp_db, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(v,) for v, _ in store_module.MIGRATIONS]
     assert Store(tmp_db).has_dataset("m/tiny")
 
 
 def test_new_migration_applied_once_on_open(tmp_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A migration appended to MIGRATIONS runs on the next open of an existing database, and only once."""
     Store(tmp_db)
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, (2, "CREATE TABLE extra (x INT)")])
+    new = store_module.schema_version() + 1
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, (new, "CREATE TABLE extra (x INT)")])
     Store(tmp_db)
     Store(tmp_db)
-    assert _query(tmp_db, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert _query(tmp_db, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (v,) for v, _ in store_module.MIGRATIONS]
     assert _query(tmp_db, "SELECT count(*) FROM extra") == [(0,)]
 
 
@@ -172,7 +174,7 @@ def test_delete_removes_dataset_rows_but_keeps_results(tmp_db: Path, tiny_doc: l
     store.delete_dataset("m/tiny")
     counts, names = db_snapshot(tmp_db)
     assert names == []
-    assert {t: n for t, n in counts.items() if n} == {"schema_migrations": 1, "results": 1}
+    assert {t: n for t, n in counts.items() if n} == {"schema_migrations": len(store_module.MIGRATIONS), "results": 1}
     with pytest.raises(UnknownDataset):
         store.delete_dataset("m/tiny")
 

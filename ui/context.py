@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import duckdb
 import streamlit as st
 
@@ -12,22 +9,19 @@ from engine import policy
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import Store, StoreError
+from ui.stores import db_argument, session_path
 
 # Failures a user can cause or fix (bad files, a busy database, an invalid config): shown, never raised.
 USER_ERRORS = (ControllerError, FormatError, StoreError, duckdb.Error, OSError, ValueError)
 
-
-def db_argument(argv: list[str]) -> str | None:
-    """`streamlit run app.py -- --db FILE` picks the store as the CLI's --db does (else TTSLAB_DB)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--db")
-    return parser.parse_known_args(argv)[0].db
+__all__ = ["USER_ERRORS", "current_store", "db_argument"]
 
 
 def current_store() -> Store:
-    """The store this browser session works on: on a read-only server, a view of it that keeps
-    this session's results to itself (kept in the session, so they last across reruns)."""
-    store = Store(db_argument(sys.argv[1:]))
+    """The store this browser session works on: its pick in the database picker, else the server's store;
+    on a read-only server, a view of it that keeps this session's results to itself (kept in the
+    session, so they last across reruns)."""
+    store = Store(session_path())
     if not policy.read_only():
         return store
     key = f"ttslab_read_only_view:{store.path}"

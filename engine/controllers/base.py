@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from fractions import Fraction
 from functools import cache
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 # Errors the question object raises when the pool of branches is exhausted or an
@@ -48,19 +49,36 @@ class Controller(LLMDesignedMethod):
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(dict(config or {}))
-        beta = float(self.config.get("beta", self.DEFAULT_BETA))
-        knobs = self.schedule(beta)
+        knobs = self.schedule(self._beta())
         unknown = set(self.config) - set(knobs) - {"beta"} - self.ignored_knobs()
         if unknown:
             raise ValueError(
                 f"{self.NAME}: unknown knob(s) {sorted(unknown)}; knobs are {sorted(knobs)}"
             )
-        knobs.update({k: v for k, v in self.config.items() if k in knobs})
+        knobs.update({k: self._checked(k, v, type(knobs[k])) for k, v in self.config.items() if k in knobs})
         self.knobs = knobs
+
+    def _beta(self) -> float:
+        """The configured beta; outside [0, 1] it is refused, never silently clipped."""
+        beta = self.config.get("beta", self.DEFAULT_BETA)
+        if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= beta <= 1.0:
+            raise ValueError(f"{self.NAME}: beta must be a number in [0, 1], got {beta!r}")
+        return float(beta)
+
+    def _checked(self, knob: str, value: Any, expected: type) -> Any:
+        """An explicit knob value of the schedule's type (numpy numbers too): an int may stand for a float,
+        8.0 for 8."""
+        kind = {bool: bool, int: Integral, float: Real}.get(expected, expected)
+        whole = isinstance(value, Real) and not isinstance(value, Integral) and float(value).is_integer()
+        if expected is int and whole:
+            value = int(value)
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, kind):
+            raise ValueError(f"{self.NAME}: knob {knob!r} expects {expected.__name__}, got {value!r}")
+        return int(value) if expected is int else value
 
     @classmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
-        """Every knob as a function of beta in [0, 1] (clipped)."""
+        """Every knob as a function of beta in [0, 1] (the schedule clips; ``Controller`` refuses outside)."""
         raise NotImplementedError
 
     @classmethod

@@ -21,9 +21,11 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from engine.controllers import cmc as cmc_module
 from engine.controllers.base import beta_confidence
-from engine.dataset import Dataset
+from engine.dataset import Branch, Dataset, Question
 from engine.replay import COMPAT, shuffled_order
+from engine.spec import Outcomes
 
 jit = numba.njit(cache=True, nogil=True)
 # Episode batches spread their shuffles over all cores (scratch arrays are per shuffle).
@@ -456,9 +458,6 @@ READ_KINDS = {"sc": 0, "asc": 1, "esc": 2}
 def run(dataset: Dataset, name: str, knobs: dict, shuffles: int, mode: str = COMPAT):
     """Outcomes of built-in ``name`` on every episode, or None when only Python can say
     (an unknown controller, or strict mode with an episode that opened past the pool)."""
-    from engine.controllers import cmc as cmc_module
-    from engine.evaluate import Outcomes
-
     arr = dataset.arrays
     orders = shuffle_orders(shuffles, tuple(int(n) for n in arr.n_branches))
     n_vocab = max((len(v) for v in arr.vocab), default=0) + 1
@@ -487,6 +486,24 @@ def run(dataset: Dataset, name: str, knobs: dict, shuffles: int, mode: str = COM
         return None
     answers = [[arr.vocab[q][a] if a >= 0 else None for q, a in enumerate(row)] for row in codes.tolist()]
     return Outcomes(answers, total, seq, nact)
+
+
+# A one-question dataset with the same array types as real ones: running a kernel on it loads
+# (or compiles) the machine code without replaying anything worth timing.
+_WARM_UP_DATA = Dataset("warm-up", (Question("", "a", 1, (Branch(("a", "b"), 3, "a"), Branch(("b",), 2, "b"))),))
+_WARMED: set[str] = set()
+
+
+def warm_up(name: str, knobs: dict) -> bool:
+    """Load built-in ``name``'s compiled kernel now (True) unless it is loaded already or has none.
+
+    Evaluation times exclude this start-up: numba loads cached machine code on a kernel's first call.
+    """
+    if name in _WARMED or (name not in READ_KINDS and name not in ("parallel_probe", "cmc")):
+        return False
+    run(_WARM_UP_DATA, name, knobs, 1)
+    _WARMED.add(name)
+    return True
 
 
 # -- grading action logs (the sandbox's parent) -------------------------------------------

@@ -1,5 +1,6 @@
 """Beta schedules: one scalar sets every knob deterministically; explicit knobs win."""
 
+import numpy as np
 import pytest
 
 from engine.controllers import BUILTINS, PRESETS, resolve, sweep_configs
@@ -67,3 +68,23 @@ def test_esc_explicit_budget_keeps_a_window_unless_one_is_given():
 
     assert ESC({"max_samples": 4}).knobs["window_size"] == 4
     assert ESC({"max_samples": 4, "window_size": 8}).knobs["window_size"] == 8
+
+
+@pytest.mark.parametrize("beta", [7, -1, 1.0001, "0.5", None, True])
+def test_controller_refuses_beta_outside_the_unit_interval(beta):
+    """A built-in given beta outside [0, 1] (or not a number) raises, instead of clipping silently."""
+    with pytest.raises(ValueError, match=r"cmc: beta must be a number in \[0, 1\]"):
+        CMC({"beta": beta})
+
+
+def test_knob_of_the_wrong_type_names_knob_controller_and_type():
+    """'abc' for an int knob is refused by name; 8.0 stands for 8 and an int may stand for a float."""
+    with pytest.raises(ValueError, match="sc: knob 'k' expects int, got 'abc'"):
+        SC({"k": "abc"})
+    with pytest.raises(ValueError, match="cmc: knob 'conf_thresh' expects float, got True"):
+        CMC({"conf_thresh": True})
+    assert SC({"k": 8.0}).knobs["k"] == 8
+    assert CMC({"conf_thresh": 1}).knobs["conf_thresh"] == 1
+    assert SC({"k": np.int64(8)}).knobs["k"] == 8 and CMC({"beta": np.float32(0.5)}).knobs["n_init"] == 5
+    with pytest.raises(ValueError, match=r"sc: knob 'k' expects int, got 8\.5"):
+        SC({"k": 8.5})

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,17 +70,17 @@ def data_file(tmp_path_factory) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def server(data_file: Path) -> Iterator[str]:
-    """URL of a headless `streamlit run app.py` on a free port with a temp store; stopped afterwards."""
+@contextmanager
+def streamlit_app(env: dict[str, str], log: Path) -> Iterator[str]:
+    """URL of a headless `streamlit run app.py` on a free port with ``env`` added; stopped afterwards.
+
+    It runs from the project root, so Streamlit reads the project's .streamlit/config.toml as `make run` does.
+    """
     require_chromium()
-    root = data_file.parents[2]
     port = free_port()
-    env = {**os.environ, "TTSLAB_DB": str(root / "ttslab.duckdb"), "TTSLAB_DATA": str(root / "data"),
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    log = root / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+           "--server.address", "127.0.0.1", "--server.port", str(port)]
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env}
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -93,6 +94,15 @@ def server(data_file: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(data_file: Path) -> Iterator[str]:
+    """URL of the app on a temp store whose data dir holds ``data_file``."""
+    root = data_file.parents[2]
+    env = {"TTSLAB_DB": str(root / "ttslab.duckdb"), "TTSLAB_DATA": str(root / "data")}
+    with streamlit_app(env, root / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture
