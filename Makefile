@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: venv run test bench lint
+.PHONY: venv run test bench bench-ui lint
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ test: venv $(LLM_STAMP)
 
 bench: venv
 	$(BIN)/python benchmarks/replay_speed.py
+
+# The lab through a real browser (needs /usr/bin/chromium).
+bench-ui: venv
+	$(BIN)/python benchmarks/ui_latency.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -113,7 +113,7 @@ def lab_config(ref: str, beta: float, budget: int) -> dict[str, Any]:
     if kind == "preset":
         return {}
     knob = budget_knob(ref)
-    return {knob: int(budget)} if knob else {"beta": float(beta)}
+    return {knob: int(budget)} if knob else {"beta": round(float(beta), 4)}  # 0.55, not 0.5500000000000002
 
 
 def user_spec(source: str, config: Mapping[str, Any], *, class_name: str | None = None,

@@ -237,8 +237,10 @@ def builtin_results(view: View, spec: ControllerSpec) -> None:
     finally:
         bar.empty()
     draw(view, spec, result, knobs=lab.knob_table(spec))
-    with st.expander(f"How beta sets the knobs of {spec.name}"):
-        st.plotly_chart(schedule_curve(BUILTINS[spec.name], BETAS, current=spec.config.get("beta")), width="stretch")
+    schedule = st.expander(f"How beta sets the knobs of {spec.name}", key="lab_schedule", on_change="rerun")
+    if schedule.open:  # drawn only when open: twelve small panels cost more than the replay itself
+        schedule.plotly_chart(schedule_curve(BUILTINS[spec.name], BETAS, current=spec.config.get("beta")),
+                              width="stretch")
 
 
 def user_results(view: View, spec: ControllerSpec) -> None:
