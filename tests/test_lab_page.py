@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -122,7 +123,8 @@ def test_a_failing_controller_shows_its_line_and_the_page_carries_on(store):
     """A controller that raises: one error naming line 4 and the code excerpt; other widgets still work."""
     found = saved.save_controller(store, RAISES, "Bad", "bad")
     at = open_page(controller=f"saved:{found.id}", shuffles=str(SHUFFLES))
-    assert "controller raised at question 0, shuffle 0 — line 4 of your code" in at.error[0].value
+    # two sandbox workers share the shuffles: either may report first
+    assert re.fullmatch(r"controller raised at question 0, shuffle \d — line 4 of your code", at.error[0].value)
     assert any(">    4 |         return {}['nope']" in c.value for c in at.code)
     at.selectbox(key="controller").select("sc").run()
     assert not at.error and "accuracy" in metrics(at)
