@@ -74,7 +74,10 @@ def main() -> None:
             return
         versions = saved.versions(store)
         pick = inputs(store, datasets, versions)
-        results(store, pick)
+        if pick.source is None:
+            builtin_view(store, pick)
+        else:
+            results(store, pick)
         if pick.source is not None:
             save_form(store, pick)
         versions_section(versions)
@@ -168,9 +171,9 @@ def forget_failures(code: str) -> None:
 
 
 # -- results -------------------------------------------------------------------------------------
-@st.fragment
 def results(store: Store, pick: Pick) -> None:
-    """Sliders and everything they change: moving one reruns only this fragment."""
+    """Sliders and everything they change. User code runs here outside any fragment: Streamlit lets a
+    full rerun (Stop, a slider) interrupt a running evaluation, but queues a fragment's reruns behind it."""
     knob = lab.budget_knob(pick.ref)
     preset = lab.kind_of(pick.ref) == "preset"
     sliders, view = st.columns([3, 2])
@@ -194,6 +197,10 @@ def results(store: Store, pick: Pick) -> None:
     copy_link_button()
     if pick.link_controller is None:
         st.caption("Unsaved code is not part of links (links carry ids, never code): save it to share this view.")
+
+
+# A built-in replays in milliseconds: its sliders rerun only this fragment, not the editor and pickers.
+builtin_view = st.fragment(results)
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,18 @@ def test_save_form_stores_the_code_and_switches_to_it(store):
     assert (found.name, found.note, found.class_name) == ("lead-margin", "the template", "LeadMargin")
     assert found.parent is None
     assert at.selectbox(key="controller").value == f"saved:{found.id}"
+
+
+@pytest.mark.parametrize(("body", "says", "line"), [
+    ("        return 42\n", "controller returned int at question 0", None),
+    ("        return open({path!r}).read()\n", "controller raised at question 0", 3),
+    ("        x = bytearray(1 << 34)\n", "memory limit (1024 MiB) exceeded at question 0", 3),
+], ids=["garbage", "file", "memory"])
+def test_each_kind_of_failure_is_one_clear_message(store, body, says, line):
+    """Garbage answers, reading the store's own file, eating memory: one error, with the line where one applies."""
+    source = "class Bad(LLMDesignedMethod):\n    def solve(self, question):\n" + body.format(path=str(store.path))
+    found = saved.save_controller(store, source, "Bad", "bad")
+    at = open_page(controller=f"saved:{found.id}", shuffles=str(SHUFFLES))
+    [error] = at.error
+    assert says in error.value
+    assert error.value.endswith(f" — line {line} of your code") == (line is not None)

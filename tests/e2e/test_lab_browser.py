@@ -46,7 +46,9 @@ LOOP = "class Loop(LLMDesignedMethod):\n    def solve(self, question):\n        
 @pytest.fixture(scope="module")
 def browser(server: str):
     """One Chromium for the module; each test opens its own contexts (separate sessions)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PAGE_MS)  # a shared 2-core machine: replays may take seconds, not ms
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -192,3 +194,22 @@ def test_a_share_link_reopens_the_same_view_in_a_fresh_browser(browser, lab, dat
         assert {label: metric(fresh, label).inner_text() for label in shown} == shown
         expect(fresh.get_by_role("combobox", name="controller")).to_have_value("asc")
         shot(fresh, "lab_share_link")
+
+
+def test_stop_cancels_a_running_controller_at_once(browser, lab):
+    """Stop during a looping run: the page says 'Stopped' instead of waiting for the episode limit's error.
+
+    (That the sandbox's workers die at once on cancel is tested in tests/test_lab.py, without a browser.)"""
+    from playwright.sync_api import expect
+
+    with session(browser, f"{lab}?controller=new&shuffles={SHUFFLES}") as tab:
+        run_in_editor(tab, LOOP.replace("Loop", "Spin"))
+        stop = tab.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")  # not the header's
+        stop.wait_for()
+        start = time.monotonic()
+        stop.click()
+        expect(tab.get_by_text("Stopped. Run the code again")).to_be_visible()
+        stopped_after = time.monotonic() - start
+        assert not tab.get_by_test_id("stAlertContentError").is_visible()
+        shot(tab, "lab_stopped")
+    print(f"stopped {stopped_after:.1f} s after the click")
