@@ -216,11 +216,26 @@ def baseline_specs() -> dict[str, list[ControllerSpec]]:
 
 def baseline_curves(store: Store | None, dataset: Dataset, *, shuffles: int, mode: str = COMPAT,
                     progress: Progress | None = None) -> dict[str, list[EvalResult]]:
-    """Every baseline's curve on ``dataset`` (one cache query; compiled kernels for what is missing)."""
+    """Every baseline's curve on ``dataset`` (one cache query; compiled kernels for what is missing).
+
+    Kept in memory by dataset content, shuffles and mode (they never change), so a slider move in the
+    lab costs no store round trip for them."""
+    key = (dataset.content_hash, shuffles, mode)
+    if dataset.content_hash and key in _CURVES:
+        return _CURVES[key]
     specs = baseline_specs()
     flat = [s for name in BASELINES for s in specs[name]]
     results = iter(sweep([dataset], flat, shuffles=shuffles, mode=mode, store=store, progress=progress))
-    return {name: [next(results) for _ in specs[name]] for name in BASELINES}
+    curves = {name: [next(results) for _ in specs[name]] for name in BASELINES}
+    if dataset.content_hash:
+        while len(_CURVES) >= CURVES_KEPT:
+            _CURVES.pop(next(iter(_CURVES)))
+        _CURVES[key] = curves
+    return curves
+
+
+CURVES_KEPT = 64  # baseline curve sets kept in memory (each is 35 small results)
+_CURVES: dict[tuple[str, int, str], dict[str, list[EvalResult]]] = {}
 
 
 def cached_points(store: Store, dataset: Dataset, specs: Sequence[ControllerSpec], shuffles: int,

@@ -53,6 +53,7 @@ class Pick:
     saved_id: str | None = None  # the saved controller this code is (or was edited from)
     edited: bool = False  # the code differs from the saved version (links cannot carry it)
     label: str = ""  # what figures call this controller
+    content_hash: str = ""  # of the dataset: in-memory caches are keyed by it
 
     @property
     def link_controller(self) -> str | None:
@@ -67,13 +68,14 @@ def main() -> None:
                "over the built-in baselines. Your code runs in the sandbox, never in this server.")
     try:
         store = current_store()
-        datasets = [i.name for i in store.list_datasets()]
+        hashes = {i.name: i.content_hash for i in store.list_datasets()}
+        datasets = list(hashes)
         if not datasets:
             st.info("No datasets are stored yet: open the home page (it imports them on first run) or run "
                     "`python -m engine import PATH`, then reload this page.")
             return
         versions = saved.versions(store)
-        pick = inputs(store, datasets, versions)
+        pick = replace(inputs(store, datasets, versions), content_hash=hashes[st.session_state["dataset"]])
         if pick.source is None:
             builtin_view(store, pick)
         else:
@@ -188,7 +190,7 @@ def results(store: Store, pick: Pick) -> None:
     seed = int(view.number_input("episode seed (for the episode links)", min_value=0, max_value=999, value=0,
                                  key="seed", bind="query-params"))
     config = lab.lab_config(pick.ref, beta, budget)
-    dataset = load_dataset(store, pick.dataset)
+    dataset = _dataset(store.path, pick.dataset, pick.content_hash)
     view_ = View(store, dataset, pick, axis, seed, baselines(store, dataset, pick))
     if pick.source is None:
         builtin_results(view_, ControllerSpec.builtin(pick.ref, config))
@@ -217,13 +219,8 @@ class View:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _dataset(path: Path, name: str, content_hash: str) -> Dataset:
-    return Store(path).load_dataset(name)
-
-
-def load_dataset(store: Store, name: str) -> Dataset:
     """Datasets are loaded once per content (shared by sessions: they are read-only)."""
-    info = next(i for i in store.list_datasets() if i.name == name)
-    return _dataset(store.path, name, info.content_hash)
+    return Store(path).load_dataset(name)
 
 
 def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[EvalResult]]:

@@ -157,7 +157,9 @@ def test_baseline_curves_are_the_builtins_sweeps(dataset, store):
     assert {k: len(v) for k, v in curves.items()} == {"sc": 6, "asc": 6, "esc": 6, "parallel_probe": 6, "cmc": 11}
     direct = evaluate(dataset, ControllerSpec.builtin("esc", {"max_samples": 16}), shuffles=3)
     assert (curves["esc"][3].accuracy, curves["esc"][3].avg_total_tokens) == (direct.accuracy, direct.avg_total_tokens)
-    assert all(r.cached for r in lab.baseline_curves(store, dataset, shuffles=3)["cmc"])
+    assert lab.baseline_curves(None, dataset, shuffles=3) is curves  # kept in memory by content and setting
+    lab._CURVES.clear()
+    assert all(r.cached for r in lab.baseline_curves(store, dataset, shuffles=3)["cmc"])  # then from the store
 
 
 def test_cached_points_never_run_user_code(dataset, store):
