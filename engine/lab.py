@@ -184,11 +184,6 @@ def each_point(dataset: Dataset, specs: Sequence[ControllerSpec], *, shuffles: i
                        cancel=cancel, progress=report)
 
 
-def request_key(dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str) -> str:
-    """Names one evaluation request (the result cache's key), to remember that it failed or was stopped."""
-    return result_key(dataset, spec, shuffles, mode)
-
-
 def _stage_progress(progress: Progress, before: int, size: int, total: int, label: str) -> Progress:
     """Progress of one stage (``size`` shuffles after ``before``) as thousandths of the whole plan."""
     def report(done: int, of: int, _: str) -> None:

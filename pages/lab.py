@@ -19,7 +19,7 @@ from engine import lab, saved
 from engine.controllers import BETAS, BUDGETS, BUILTINS
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
-from engine.evaluate import ControllerSpec, EvalResult, evaluate
+from engine.evaluate import ControllerSpec, EvalResult, evaluate, result_key
 from engine.plots import lab as lab_plots
 from engine.plots import schedule_curve
 from engine.replay import MODES
@@ -191,11 +191,11 @@ def results(store: Store, pick: Pick) -> None:
                                  key="seed", bind="query-params"))
     config = lab.lab_config(pick.ref, beta, budget)
     dataset = _dataset(store.path, pick.dataset, pick.content_hash)
-    view_ = View(store, dataset, pick, axis, seed, baselines(store, dataset, pick))
+    view = View(store, dataset, pick, axis, seed, baselines(store, dataset, pick))
     if pick.source is None:
-        builtin_results(view_, ControllerSpec.builtin(pick.ref, config))
+        builtin_results(view, ControllerSpec.builtin(pick.ref, config))
     else:
-        user_results(view_, lab.user_spec(pick.source, config, class_name=pick.class_name))
+        user_results(view, lab.user_spec(pick.source, config, class_name=pick.class_name))
     copy_link_button()
     if pick.link_controller is None:
         st.caption("Unsaved code is not part of links (links carry ids, never code): save it to share this view.")
@@ -250,7 +250,7 @@ def builtin_results(view: View, spec: ControllerSpec) -> None:
 def user_results(view: View, spec: ControllerSpec) -> None:
     """User code: sandboxed, a first estimate then the full count, with Stop; failures point at the line."""
     pick = view.pick
-    request = lab.request_key(view.dataset, spec, pick.shuffles, pick.mode)
+    request = result_key(view.dataset, spec, pick.shuffles, pick.mode)  # names this evaluation
     failed = st.session_state.setdefault("lab_failed", {})
     stopped = st.session_state.setdefault("lab_stopped", {})
     if request in failed:
@@ -309,7 +309,7 @@ def sweep_button(view: View, spec: ControllerSpec) -> None:
     except ControllerError as exc:
         st.error(str(exc).splitlines()[0])
         return
-    st.rerun(scope="fragment")
+    st.rerun()  # redraw the curve with the points now cached
 
 
 def draw(view: View, spec: ControllerSpec, result: EvalResult, knobs: list[tuple[str, str]] | None = None) -> None:

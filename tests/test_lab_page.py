@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -167,3 +168,16 @@ def test_each_kind_of_failure_is_one_clear_message(store, body, says, line):
     [error] = at.error
     assert says in error.value
     assert error.value.endswith(f" — line {line} of your code") == (line is not None)
+
+
+def test_draw_its_curve_sweeps_user_code_over_beta(store):
+    """'Draw its curve' evaluates saved code at the sweep's betas (sandboxed) and draws them over the baselines."""
+    found = saved.save_controller(store, lab.TEMPLATE, "LeadMargin", "lead-margin")
+    at = open_page(controller=f"saved:{found.id}", shuffles=str(SHUFFLES))
+    at.button(key="lab_sweep").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    [own] = [t for t in spec["data"] if t["name"] == "lead-margin (sweep)"]
+    ds = load_autotts_file(data_dir() / f"{DATASET}.json", DATASET)
+    want = [evaluate(ds, lab.user_spec(lab.TEMPLATE, {"beta": b}), shuffles=SHUFFLES).accuracy for b in lab.SWEEP_BETAS]
+    assert own["y"] == want

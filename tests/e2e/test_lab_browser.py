@@ -213,3 +213,33 @@ def test_stop_cancels_a_running_controller_at_once(browser, lab):
         assert not tab.get_by_test_id("stAlertContentError").is_visible()
         shot(tab, "lab_stopped")
     print(f"stopped {stopped_after:.1f} s after the click")
+
+
+def test_an_edited_saved_controller_saves_as_a_new_version(browser, lab, data_file):
+    """Open a saved controller by its link, edit it in the editor, run it, save: a v2 whose parent is v1,
+    and the page (and its URL) switch to the new version."""
+    from playwright.sync_api import expect
+
+    from engine import saved
+    from engine.paths import PROJECT_ROOT
+    from engine.store import Store
+
+    store = Store(data_file.parents[2] / "ttslab.duckdb")  # the server's store (see test_home_browser.server)
+    source = (PROJECT_ROOT / "examples" / "controllers" / "sc_reference_style.py").read_text()
+    v1 = saved.save_controller(store, source, "SelfConsistency", "browser-sc", note="k=64")
+    edited = source.replace('get("k", 64)', 'get("k", 8)')
+    with session(browser, f"{lab}?controller=saved:{v1.id}&shuffles={SHUFFLES}") as tab:
+        expect(metric(tab, "accuracy")).to_have_text(expected(ControllerSpec.builtin("sc", {"k": 64}), data_file))
+        run_in_editor(tab, edited)
+        expect(metric(tab, "accuracy")).to_have_text(expected(ControllerSpec.builtin("sc", {"k": 8}), data_file))
+        tab.get_by_text("Save this controller (as a new version)").click()
+        tab.get_by_role("textbox", name="note").fill("k=8 is enough")
+        tab.get_by_role("button", name="Save the code last run").click()
+        expect(tab).to_have_url(re.compile(f"controller=saved(%3A|:)(?!{v1.id})"))  # switched to another id
+        v2 = next(v.controller for v in saved.versions(store) if v.controller.source == edited)
+        assert re.search(f"controller=saved(%3A|:){v2.id}", tab.url)
+        tab.get_by_text("Saved controllers (2): versions and diff").click()
+        expect(tab.get_by_test_id("stCode").filter(has_text='+        for _ in range(int(self.config.get("k", 8))):')
+               ).to_be_visible()
+        shot(tab, "lab_saved_versions")
+    assert (v2.parent, v2.name, v2.note) == (v1.id, "browser-sc", "k=8 is enough")
