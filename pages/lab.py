@@ -178,7 +178,7 @@ def results(store: Store, pick: Pick) -> None:
     full rerun (Stop, a slider) interrupt a running evaluation, but queues a fragment's reruns behind it."""
     knob = lab.budget_knob(pick.ref)
     preset = lab.kind_of(pick.ref) == "preset"
-    sliders, view = st.columns([3, 2])
+    sliders, display = st.columns([3, 2])
     beta = sliders.slider("beta", 0.0, 1.0, 0.5, step=0.05, key="beta", bind="query-params",
                           disabled=knob is not None or preset,
                           help="one scalar in [0, 1] that sets every knob (config['beta'] for your code); "
@@ -186,8 +186,8 @@ def results(store: Store, pick: Pick) -> None:
     budget = 64
     if knob is not None:
         budget = sliders.select_slider(f"budget ({knob})", BUDGETS, value=64, key="budget", bind="query-params")
-    axis = view.radio("tokens axis", list(lab_plots.AXES), key="axis", bind="query-params", horizontal=True)
-    seed = int(view.number_input("episode seed (for the episode links)", min_value=0, max_value=999, value=0,
+    axis = display.radio("tokens axis", list(lab_plots.AXES), key="axis", bind="query-params", horizontal=True)
+    seed = int(display.number_input("episode seed (for the episode links)", min_value=0, max_value=999, value=0,
                                  key="seed", bind="query-params"))
     config = lab.lab_config(pick.ref, beta, budget)
     dataset = _dataset(store.path, pick.dataset, pick.content_hash)
