@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: venv run serve test bench lint loadtest
+.PHONY: venv run serve test bench bench-ui lint loadtest
 
 venv: $(STAMP)
 
@@ -54,6 +54,9 @@ bench: venv
 # A class on one server: 8 Chromium contexts on loopback, one in an infinite loop (README: Sharing the app).
 loadtest: venv
 	$(BIN)/python benchmarks/load_test.py
+# The lab through a real browser (needs /usr/bin/chromium).
+bench-ui: venv
+	$(BIN)/python benchmarks/ui_latency.py
 
 lint: venv
 	$(BIN)/ruff check .

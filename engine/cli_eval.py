@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine import controllers
+from engine import controllers, saved
 from engine.controllers.loader import ControllerError
 from engine.evaluate import ControllerSpec, EvalResult, evaluate, sweep
 from engine.replay import MODES
@@ -38,8 +38,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
 def _controller_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="e.g. Qwen3-8B/aime24")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--controller", help="built-in or preset: " + ", ".join(
-        sorted(controllers.BUILTINS) + sorted(controllers.PRESETS)))
+    which.add_argument("--controller", help="built-in or preset (" + ", ".join(
+        sorted(controllers.BUILTINS) + sorted(controllers.PRESETS)) + "), or saved:<id> or a saved name")
     which.add_argument("--controller-file", type=Path, help="a .py file in the reference format")
     p.add_argument("--class", dest="class_name", help="class to use from --controller-file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -94,10 +94,10 @@ def _parse_sets(sets: list[str]) -> dict[str, Any]:
     return config
 
 
-def _spec(args: argparse.Namespace, extra: dict[str, Any]) -> ControllerSpec:
+def _spec(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> ControllerSpec:
     config = {**_parse_sets(args.sets), **extra}
     if args.controller:
-        return ControllerSpec.builtin(args.controller, config)
+        return saved.resolve_spec(store, args.controller, config)
     try:
         source = args.controller_file.read_text()
     except OSError as exc:
@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace, store: Any, extra: dict[str, Any]) -> EvalRes
     dataset = store.load_dataset(args.dataset)
     traces = getattr(args, "traces", False)
     progress = _print_progress if sys.stderr.isatty() and not args.json else None
-    return evaluate(dataset, _spec(args, extra), shuffles=args.shuffles, mode=args.mode, progress=progress,
+    return evaluate(dataset, _spec(args, extra, store), shuffles=args.shuffles, mode=args.mode, progress=progress,
                     store=store if traces or not args.no_cache else None, trusted=args.trusted, traces=traces)
 
 
@@ -145,24 +145,30 @@ def sweep_points(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The configs a sweep visits: --betas, --budgets, or the controller's default sweep."""
     if args.betas is not None:
         return [{"beta": b} for b in args.betas]
+    builtin = _builtin(args.controller)
     if args.budgets is not None:
-        name = controllers.resolve(args.controller)[0] if args.controller else None
-        knob = controllers.BUDGET_KNOB.get(name)
+        knob = controllers.BUDGET_KNOB.get(builtin)
         if knob is None:
             raise ValueError("--budgets needs a handcrafted baseline: " + ", ".join(controllers.BUDGET_KNOB))
         return [{knob: k} for k in args.budgets]
-    if args.controller:
+    if builtin is not None:
         base = controllers.resolve(args.controller)[1]
         return [{k: v for k, v in c.items() if k not in base or base[k] != v}
                 for c in controllers.sweep_configs(args.controller)]
     return [{"beta": b} for b in controllers.BETAS]
 
 
+def _builtin(ref: str | None) -> str | None:
+    """The built-in behind a built-in or preset name; None for a controller file or a saved controller."""
+    known = ref in controllers.BUILTINS or ref in controllers.PRESETS
+    return controllers.resolve(ref)[0] if known else None
+
+
 def run_sweep(args: argparse.Namespace, store: Any) -> int:
     points = sweep_points(args)
     dataset = store.load_dataset(args.dataset)
     progress = None if args.json else _print_progress
-    results = sweep([dataset], [_spec(args, point) for point in points], shuffles=args.shuffles, mode=args.mode,
+    results = sweep([dataset], [_spec(args, point, store) for point in points], shuffles=args.shuffles, mode=args.mode,
                     store=None if args.no_cache else store, progress=progress, trusted=args.trusted)
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))

@@ -7,12 +7,15 @@ controller (lab, frontier, CLI ``--controller saved:<id>``, discovery seeds) res
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.controllers.loader import source_hash
+from engine.evaluate import ControllerSpec
 from engine.store import Store, StoreError
 
 PREFIX = "saved:"
@@ -65,6 +68,8 @@ def list_controllers(store: Store) -> list[SavedController]:
 def get_controller(store: Store, ref: str) -> SavedController:
     """By id (with or without ``saved:``), id prefix, or name (the newest version of that name)."""
     ref = ref.removeprefix(PREFIX).strip()
+    if not ref:
+        raise UnknownSavedController("a saved controller reference needs an id or a name")
     with store.connect() as con:
         row = con.execute(f"SELECT {_COLUMNS} FROM saved_controllers WHERE id = ?", [ref]).fetchone()
         if row is None:
@@ -79,6 +84,68 @@ def delete_controller(store: Store, cid: str) -> None:
     """Remove one version; its children keep their parent id (the lineage stays readable)."""
     with store.writing() as con:
         con.execute("DELETE FROM saved_controllers WHERE id = ?", [cid.removeprefix(PREFIX)])
+
+
+@dataclass(frozen=True)
+class Version:
+    """A saved controller in its family (itself, its parent, their parents...): ``number`` counts from 1
+    in saving order, ``family`` is the id of the oldest ancestor still stored."""
+
+    controller: SavedController
+    family: str
+    number: int
+
+    @property
+    def label(self) -> str:
+        """``name v2 (1a2b3c4d)``: what a picker or a listing shows."""
+        return f"{self.controller.name} v{self.number} ({self.controller.id[:8]})"
+
+
+def versions(store: Store) -> list[Version]:
+    """Every saved controller with its family and version number, families newest first."""
+    saved = list_controllers(store)
+    by_id = {c.id: c for c in saved}
+    families: dict[str, list[SavedController]] = {}
+    for c in sorted(saved, key=lambda c: (c.created_at, c.id)):
+        families.setdefault(_root(c, by_id), []).append(c)
+    ordered = sorted(families.items(), key=lambda item: max(c.created_at for c in item[1]), reverse=True)
+    return [Version(c, root, n) for root, members in ordered for n, c in enumerate(members, 1)]
+
+
+def _root(c: SavedController, by_id: Mapping[str, SavedController]) -> str:
+    """The oldest stored ancestor's id (a deleted parent ends the chain; cycles cannot loop)."""
+    seen = {c.id}
+    while c.parent in by_id and c.parent not in seen:
+        c = by_id[c.parent]
+        seen.add(c.id)
+    return c.id
+
+
+def diff(old: SavedController, new: SavedController) -> str:
+    """Unified diff of two saved controllers' sources ('' when the code is the same)."""
+    lines = difflib.unified_diff(old.source.splitlines(keepends=True), new.source.splitlines(keepends=True),
+                                 fromfile=f"{old.name} ({old.id})", tofile=f"{new.name} ({new.id})")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def resolve_spec(store: Store | None, ref: str, config: Mapping[str, Any] | None = None) -> ControllerSpec:
+    """What a controller reference means anywhere one is picked: a built-in, a preset, ``saved:<id>``
+    or a saved controller's name (its newest version). Saved code stays untrusted: it runs sandboxed."""
+    if not ref.startswith(PREFIX):
+        try:
+            return ControllerSpec.builtin(ref, config)
+        except KeyError as exc:
+            if store is None:
+                raise
+            unknown = exc.args[0]
+    try:
+        c = get_controller(store, ref)
+    except UnknownSavedController:
+        if ref.startswith(PREFIX):
+            raise
+        raise UnknownSavedController(f"{unknown}; or a saved controller's id or name "
+                                     "(`python -m engine saved` lists them)") from None
+    return ControllerSpec.from_source(c.source, c.class_name, config, filename=f"{c.name}.py")
 
 
 _COLUMNS = ", ".join(f.name for f in fields(SavedController))
