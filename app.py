@@ -1,4 +1,7 @@
-"""TTS Lab: the Streamlit entry point. It only declares the pages; each lives in ``pages/``.
+"""TTS Lab: the Streamlit entry point. It only declares the pages; each lives in ``views/``.
+
+Not in ``pages/``: Streamlit treats a folder of that name as an old-style multipage app and would run a
+deep link's page without this script (no access check, no navigation); see views/README.md.
 
 Run with ``make run`` (or ``streamlit run app.py -- --db FILE``). Every page keeps its state in the
 URL query string, so a link reopens the same view.
@@ -16,12 +19,12 @@ from ui.access import require_access
 from ui.stores import store_picker
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/lab.py", title="Controller lab", icon=":material/code:", url_path="lab"),
-    st.Page("pages/frontier.py", title="Frontier", icon=":material/show_chart:", url_path="frontier"),
-    st.Page("pages/explorer.py", title="Data explorer", icon=":material/grid_on:", url_path="explorer"),
-    st.Page("pages/episode.py", title="Episode viewer", icon=":material/timeline:", url_path="episode"),
-    st.Page("pages/live.py", title="Live generation", icon=":material/bolt:", url_path="live"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/lab.py", title="Controller lab", icon=":material/code:", url_path="lab"),
+    st.Page("views/frontier.py", title="Frontier", icon=":material/show_chart:", url_path="frontier"),
+    st.Page("views/explorer.py", title="Data explorer", icon=":material/grid_on:", url_path="explorer"),
+    st.Page("views/episode.py", title="Episode viewer", icon=":material/timeline:", url_path="episode"),
+    st.Page("views/live.py", title="Live generation", icon=":material/bolt:", url_path="live"),
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")

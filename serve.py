@@ -13,13 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must ne
 
 import streamlit as st
 from streamlit import config
-from streamlit.runtime.pages_manager import PagesManager
 
 from ui import access
-
-# app.py declares its pages with st.navigation. Until some session has run it, Streamlit would treat
-# `pages/` as an old-style pages folder and run e.g. pages/lab.py alone for a first visit to /lab,
-# skipping app.py and its access check.
-PagesManager.uses_pages_directory = False
 
 app = st.App("app.py", lifespan=access.announce, middleware=access.middleware(config.get_option("server.baseUrlPath")))

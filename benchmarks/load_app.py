@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 st.set_page_config(page_title="TTS Lab (load test)", layout="wide")
 st.navigation([
-    st.Page(ROOT / "pages" / "home.py", title="Home", default=True),
-    st.Page(ROOT / "pages" / "lab.py", title="Controller lab", url_path="lab"),
+    st.Page(ROOT / "views" / "home.py", title="Home", default=True),
+    st.Page(ROOT / "views" / "lab.py", title="Controller lab", url_path="lab"),
     st.Page(ROOT / "tests" / "e2e" / "loop_page.py", title="Infinite loop", url_path="loop"),
 ]).run()

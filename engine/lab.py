@@ -1,7 +1,7 @@
 """The controller lab's logic (``/lab``): what can be picked, starting code, the progressive plan for user
 code, the curves of the built-in baselines, the per-question table and where an error points.
 
-No Streamlit here: ``pages/lab.py`` only draws what these functions return. User code is never executed
+No Streamlit here: ``views/lab.py`` only draws what these functions return. User code is never executed
 in this process: it is read with ``ast`` (to name its class) and evaluated with ``trusted=False``.
 """
 

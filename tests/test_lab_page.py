@@ -1,4 +1,4 @@
-"""The lab page (pages/lab.py) through Streamlit's AppTest: links in, numbers out, saved controllers, errors."""
+"""The lab page (views/lab.py) through Streamlit's AppTest: links in, numbers out, saved controllers, errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from engine.formats.autotts import load_autotts_file
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.store import Store
 
-PAGE = str(PROJECT_ROOT / "pages" / "lab.py")
+PAGE = str(PROJECT_ROOT / "views" / "lab.py")
 DATASET = "Qwen3-8B/aime24"
 SHUFFLES = 10  # what most tests ask for in their link (the default, 100, is tested once)
 SC_SOURCE = (PROJECT_ROOT / "examples" / "controllers" / "sc_reference_style.py").read_text()

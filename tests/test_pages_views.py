@@ -41,7 +41,7 @@ def store(tmp_path, monkeypatch) -> Store:
 
 def open_page(page: str, **params: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"views/{page}.py")
     for key, value in params.items():
         at.query_params[key] = value
     at.run()

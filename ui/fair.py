@@ -48,11 +48,11 @@ def run_fairly(work: Callable[[Job], T], *, label: str, workers: int = 1, key: s
     if stopped:  # this rerun is the Stop click's: do not start the work again
         holder.info(f"Stopped {label}. Change an input to run it again.", icon=":material/stop_circle:")
         return None
-    session = _session_id()
+    session = session_id()
     job = ADMISSION.submit(session, work, label=label, workers=workers)
     try:
         while not job.wait(POLL_SECONDS):
-            _show(status, job)
+            show_status(status, job)
             if not _connected(session):
                 ADMISSION.end_session(session)
                 return None
@@ -63,7 +63,7 @@ def run_fairly(work: Callable[[Job], T], *, label: str, workers: int = 1, key: s
             ADMISSION.cancel(job)
 
 
-def _show(status: Any, job: Job) -> None:
+def show_status(status: Any, job: Job) -> None:
     """The place in line, or the progress once running (a Streamlit call: also a yield point)."""
     position = ADMISSION.position(job)
     if position:
@@ -75,7 +75,7 @@ def _show(status: Any, job: Job) -> None:
         status.progress(min(done / max(total, 1), 1.0), text=text)
 
 
-def _session_id() -> str:
+def session_id() -> str:
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx is not None else "no-session"
 

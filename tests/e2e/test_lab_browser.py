@@ -95,9 +95,6 @@ def expected(spec: ControllerSpec, data_file: Path, shuffles: int = SHUFFLES) ->
     return f"{result.accuracy:.2f}%"
 
 
-@pytest.mark.xfail(strict=True, reason="app.py serves pages from a folder named pages/: on a fresh server, a deep "
-                   "link runs pages/lab.py as a legacy page (no navigation, no wide layout) until someone opens "
-                   "/. Renaming the folder (e.g. views/) fixes it; then remove this mark.")
 def test_a_deep_link_on_a_fresh_server_gets_the_app_navigation(browser, server):
     """The first visitor of a just-started server arrives by a share link: the app's own navigation shows."""
     with session(browser, f"{server}/lab?controller=sc") as tab:

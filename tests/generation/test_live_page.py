@@ -14,7 +14,7 @@ from engine.generation.collect import collect
 from engine.paths import PROJECT_ROOT
 from engine.store import Store
 
-PAGE = str(PROJECT_ROOT / "pages" / "live.py")
+PAGE = str(PROJECT_ROOT / "views" / "live.py")
 
 
 @pytest.fixture

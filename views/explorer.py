@@ -53,7 +53,7 @@ def show_question(store: Store, names: list[str]) -> None:
     cells[1].metric("branches", len(finals))
     cells[2].metric("branches ending correct", f"{finals.count(question.gold)} / {len(finals)}")
     cells[3].metric("majority of final answers", str(explore.final_distribution(question)[0][0]))
-    st.page_link("pages/episode.py", label="Watch a controller solve this question",
+    st.page_link("views/episode.py", label="Watch a controller solve this question",
                  icon=":material/timeline:", query_params={"dataset": name, "question": str(qi)})
     st.plotly_chart(plots.probe_heatmap(explore.probe_grid(question, sort),
                                         f"{name}, Q{qi}: probed answers, branch by branch"), width="stretch")

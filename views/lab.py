@@ -7,7 +7,6 @@ runs sandboxed (``evaluate(..., trusted=False)``), in a thread this page waits o
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import streamlit as st
 from code_editor import code_editor
 
 from engine import lab, saved
+from engine.admission import Job
 from engine.controllers import BETAS, BUDGETS, BUILTINS
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
@@ -267,12 +267,13 @@ def user_results(view: View, spec: ControllerSpec) -> None:
                 args=(stopped, request, pick.source))
     area = st.empty()
 
-    def produce(cancel: threading.Event, progress) -> object:
+    def produce(job: Job) -> object:
         return lab.progressive(view.dataset, spec, shuffles=pick.shuffles, mode=pick.mode, store=view.store,
-                               limits=LIMITS, cancel=cancel, progress=progress)
+                               limits=replace(LIMITS, workers=job.workers), cancel=job.cancel, progress=job.report)
 
     try:
-        stream_stoppable(produce, lambda r: _draw_in(area, view, spec, r), "first estimate ...")
+        stream_stoppable(produce, lambda r: _draw_in(area, view, spec, r), "first estimate ...",
+                         workers=LIMITS.workers)
     except ControllerError as exc:
         stop.empty()
         _mark(failed, request, pick.source, str(exc))
@@ -300,12 +301,12 @@ def sweep_button(view: View, spec: ControllerSpec) -> None:
     pick = view.pick
     specs = lab.own_sweep(spec)
 
-    def produce(cancel: threading.Event, progress) -> object:
+    def produce(job: Job) -> object:
         return lab.each_point(view.dataset, specs, shuffles=pick.shuffles, mode=pick.mode, store=view.store,
-                              limits=LIMITS, cancel=cancel, progress=progress)
+                              limits=replace(LIMITS, workers=job.workers), cancel=job.cancel, progress=job.report)
 
     try:
-        stream_stoppable(produce, lambda _: None, "sweeping beta ...")
+        stream_stoppable(produce, lambda _: None, "sweeping beta ...", workers=LIMITS.workers)
     except ControllerError as exc:
         st.error(str(exc).splitlines()[0])
         return
