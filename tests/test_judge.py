@@ -12,6 +12,7 @@ search that finds data cannot mistake it for anything else; and the real Qwen3-8
 
 from __future__ import annotations
 
+import csv
 import re
 import uuid
 from functools import cache
@@ -34,6 +35,7 @@ MARKER = re.compile(rf"[PF]-{TOKEN}-q\d+-b\d+(?:-k\d+)?")
 LIMITS = Limits(episode_seconds=30, startup_seconds=30, evaluation_seconds=240, workers=2)
 N_BRANCHES, N_PROBES = 8, 3
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
+REFERENCE = PROJECT_ROOT.parent / "shared" / "docs" / "reference"
 
 
 @cache
@@ -284,13 +286,18 @@ def test_reference_settings_give_the_compiled_figures_sandboxed(dataset: str, na
             assert np.array_equal(getattr(got, field), getattr(want, field)), field
 
 
-def test_a_reference_csv_row_reproduces_sandboxed() -> None:
-    """A reference-format file, sandboxed over the reference's 100 shuffles, gives the CSV's figures
-    (aime24_baselines.csv: SC@16 on Qwen3-8B)."""
+def test_a_table1_cell_reproduces_sandboxed() -> None:
+    """A reference-format file, sandboxed over the reference's 100 shuffles, gives the paper's Table 1
+    cell (SC@64 on Qwen3-8B/aime24: 80.4 %, 910.8k tokens) and exactly the compiled built-in's figures."""
     ds = real("Qwen3-8B/aime24")
-    spec = ControllerSpec.from_source((EXAMPLES / "sc_reference_style.py").read_text(), config={"k": 16})
+    spec = ControllerSpec.from_source((EXAMPLES / "sc_reference_style.py").read_text(), config={"k": 64})
     result = evaluate(ds, spec, shuffles=100, limits=LIMITS)
-    builtin = evaluate(ds, ControllerSpec.builtin("sc", {"k": 16}), shuffles=100)
+    with open(REFERENCE / "paper_table1.csv") as f:
+        row = next(r for r in csv.DictReader(f) if (r["model"], r["benchmark"], r["method"]) == ("Qwen3-8B", "aime24",
+                                                                                               "sc64"))
+    assert round(result.accuracy, 1) == float(row["accuracy_pct"])
+    assert round(int(result.avg_total_tokens) / 1000, 1) == float(row["avg_total_tokens_k"])
+    builtin = evaluate(ds, ControllerSpec.builtin("sc", {"k": 64}), shuffles=100)
     assert (result.accuracy, result.avg_total_tokens) == (builtin.accuracy, builtin.avg_total_tokens)
 
 
