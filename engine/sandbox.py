@@ -177,7 +177,9 @@ class _Worker:
     out: bytearray = field(default_factory=bytearray)  # reply bytes not written yet
     assigned: int = 0  # episodes handed out so far
     graded: int = 0
-    lanes: dict[int, tuple[int, Episode]] = field(default_factory=dict)  # lane -> (position, the parent's episode)
+    lanes: dict[int, int] = field(default_factory=dict)  # lane -> position in ``episodes`` of its episode
+    running: dict[int, Episode] = field(default_factory=dict)  # lane -> the parent's own episode
+    free: list[int] = field(default_factory=lambda: list(reversed(range(LANES))))  # lanes without an episode
     since: float = 0.0  # when the worker last spoke
     loaded: bool = False
     finished: bool = False
@@ -354,9 +356,8 @@ class _Evaluation:
                 raise self._tampered(w, "a report of an episode it was not running")
             self._grade(w, *item)
         try:
-            replies = [serve(w.lanes[requests[i]][1], requests[i + 1], requests[i + 2])
-                       for i in range(0, len(requests), 3)]
-        except (KeyError, TypeError, ValueError, IndexError):
+            replies = serve(w.running, requests)
+        except (KeyError, TypeError, ValueError):
             raise self._tampered(w, "a malformed request or one for an episode it was not running") from None
         if w.graded == len(w.episodes):
             w.finished = True
@@ -366,15 +367,14 @@ class _Evaluation:
     def _reply(self, w: _Worker, replies: list[Any]) -> None:
         """Send the answers, and a next episode for every free lane while the worker's share lasts."""
         new = []
-        for lane in range(LANES):
-            if w.assigned == len(w.episodes):
-                break
-            if lane not in w.lanes:
-                seed, qi = w.episodes[w.assigned]
-                rq = self.questions[qi]
-                w.lanes[lane] = (w.assigned, Episode(rq, shuffled_order(seed, rq.n_branches), self.mode))
-                w.assigned += 1
-                new.append((lane, qi))
+        while w.free and w.assigned < len(w.episodes):
+            lane = w.free.pop()
+            seed, qi = w.episodes[w.assigned]
+            rq = self.questions[qi]
+            w.lanes[lane] = w.assigned
+            w.running[lane] = Episode(rq, shuffled_order(seed, rq.n_branches), self.mode)
+            w.assigned += 1
+            new.append((lane, qi))
         data = pickle.dumps({"r": replies, "new": new}, protocol=pickle.HIGHEST_PROTOCOL)
         w.out += protocol.REPLY_HEADER.pack(len(data)) + data
         self._flush(w)
@@ -395,8 +395,8 @@ class _Evaluation:
 
     def _grade(self, w: _Worker, lane: int, answer: Any, trace: Any) -> None:
         """Record a finished episode: its answer from the worker, every figure from the parent's episode."""
-        position, ep = w.lanes[lane]
-        seed, qi = w.episodes[position]
+        seed, qi = w.episodes[w.lanes[lane]]
+        ep = w.running[lane]
         if answer is not None and type(answer) is not str:
             raise self._tampered(w, "an answer that is not a string", lane)
         if answer is not None and len(answer) > self.limits.answer_chars:
@@ -408,7 +408,8 @@ class _Evaluation:
         self.out.n_actions[seed, qi] = len(ep.actions)
         if self.traces:
             self.out.traces[(seed, qi)] = self._trace(w, lane, trace, self.questions[qi], ep.actions, seed)
-        del w.lanes[lane]
+        del w.lanes[lane], w.running[lane]
+        w.free.append(lane)
         w.graded += 1
         self.done += 1
 
@@ -433,8 +434,8 @@ class _Evaluation:
     def _at(self, w: _Worker, lane: Any = None) -> tuple[int, int]:
         """(seed, question) of the episode in ``lane``, else of the worker's oldest episode in flight."""
         if lane not in w.lanes:
-            lane = min(w.lanes, key=lambda k: w.lanes[k][0], default=None)
-        position = w.lanes[lane][0] if lane is not None else min(w.assigned, len(w.episodes) - 1)
+            lane = min(w.lanes, key=w.lanes.__getitem__, default=None)
+        position = w.lanes[lane] if lane is not None else min(w.assigned, len(w.episodes) - 1)
         return w.episodes[position]
 
     def _error(self, w: _Worker, kind: str, template: str, tb: str = "", lane: Any = None,

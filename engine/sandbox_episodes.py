@@ -21,12 +21,12 @@ the action (the proxy raises the same exception ``Episode`` raises in process).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.replay import OPEN, READ, Episode, InvalidAction
 
-LANES = 256  # episodes in flight per worker: requests per message at most
+LANES = 64  # episodes in flight per worker: requests per message at most
 OPEN_OP, READ_OP, MORE_OP = 0, 1, 2  # request ops: probe_new, get_new_branch_final_answer, probe_more(arg)
 ERRORS: dict[str, type[Exception]] = {"IndexError": IndexError, "InvalidAction": InvalidAction}
 
@@ -108,19 +108,28 @@ class RemoteEpisode:
         self.actions.append(action)
 
 
-def serve(ep: Episode, op: int, arg: int) -> Reply:
-    """Apply one requested action to the parent's own episode; the reply reveals only its result.
+def serve(episodes: Mapping[int, Episode], requests: list[int]) -> list[Reply]:
+    """Apply a step's requested actions (``lane, op, arg`` triples) to the parent's own episodes, in
+    order; each reply reveals only its action's result. One call per step: this is the parent's hot loop.
 
-    Raises ``ValueError`` for a request no honest ``RemoteEpisode`` sends."""
-    try:
-        if op == MORE_OP and type(arg) is int:
-            answer, finished = ep.probe_more(arg)
-        elif op == OPEN_OP:
-            answer, _, finished = ep.probe_new()
-        elif op == READ_OP:
-            answer, finished = ep.get_new_branch_final_answer(), True
-        else:
-            raise ValueError(f"a malformed request ({str(op)[:20]}, {str(arg)[:20]})")
-    except (IndexError, InvalidAction) as exc:
-        return type(exc).__name__, str(exc)
-    return answer, finished, ep.total_tokens
+    Raises ``KeyError`` for an unknown lane and ``ValueError`` for a request no honest worker sends."""
+    if len(requests) % 3:
+        raise ValueError("a truncated request")
+    replies: list[Reply] = []
+    reply = replies.append
+    for i in range(0, len(requests), 3):
+        ep, op, arg = episodes[requests[i]], requests[i + 1], requests[i + 2]
+        try:
+            if op == MORE_OP and type(arg) is int:
+                answer, finished = ep.probe_more(arg)
+            elif op == OPEN_OP:
+                answer, _, finished = ep.probe_new()
+            elif op == READ_OP:
+                answer, finished = ep.get_new_branch_final_answer(), True
+            else:
+                raise ValueError(f"a malformed request ({str(op)[:20]}, {str(arg)[:20]})")
+        except (IndexError, InvalidAction) as exc:
+            reply((type(exc).__name__, str(exc)))
+            continue
+        reply((answer, finished, ep.total_tokens))
+    return replies

@@ -17,6 +17,7 @@ This module is also imported by the parent for the frame format; it has no impor
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -33,7 +34,7 @@ HEADER = struct.Struct(">I")  # frame = 4-byte big-endian length + UTF-8 JSON ob
 REPLY_HEADER = HEADER  # the parent's replies: the same length prefix + a pickle (parent -> worker only)
 FRAME_SLACK = 16 << 20  # room in a frame for requests and answers, beside the traces
 STEP_SECONDS = 0.05  # longest a step collects requests before it sends them (the parent's watchdog needs word)
-STEPS_IN_FLIGHT = 4  # a step carries about 1/4 of the episodes in flight, so that the parent answers
+STEPS_IN_FLIGHT = 2  # a step carries about half the episodes in flight, so that the parent answers
 # some steps while the worker runs the episodes answered before: neither waits on the other
 TICK_SECONDS = 0.02  # how often an episode's clock is looked at while it runs (its limit's resolution)
 NAMESPACES, NO_NAMESPACES = "namespaces", "none"
@@ -620,6 +621,7 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     sys.stdout = sys.stderr = output
     runner = Runner(job, output)
     controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, job["lanes"])
+    gc.freeze()  # what is loaded now stays: the collector need not walk it again during the episodes
     chan.send({"k": "loaded"})
     try:
         Lanes(runner, controllers, chan).run()
