@@ -9,9 +9,12 @@ rlimits, a minimal environment and an audit hook. Each worker loads the controll
 runs many episodes, and spare workers are started ahead of time (they have imported the
 engine but never ran user code), so process start-up does not dominate.
 
-Workers receive only the gold-free ``ReplayQuestion`` data and send back, per episode, the
-answer and the action log on a private pipe. The parent recomputes every figure by replaying
-the log on its own copy of the data, so printed output or forged frames cannot change a result.
+The parent owns every episode (``engine.replay.Episode``); a worker never holds branch data its
+controller has not paid for. Its controllers get an ``engine.sandbox_episodes.RemoteEpisode``
+whose actions the parent applies to its own episodes, a step of many episodes at a time, replying
+with what each action reveals; the parent counts every figure itself and takes only the answer
+(and an optional trace) from the worker, so neither forged frames nor a controller that searches
+its own process can change a result (docs/sandbox.md, "The guarantee").
 Any failure (a limit, an exception, a crash, a cancel) raises ``SandboxError``; a partial
 result is never returned. See docs/sandbox.md for the threat model.
 """

@@ -17,7 +17,6 @@ This module is also imported by the parent for the frame format; it has no impor
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import pickle
@@ -621,7 +620,6 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     sys.stdout = sys.stderr = output
     runner = Runner(job, output)
     controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, job["lanes"])
-    gc.freeze()  # what is loaded now stays: the collector need not walk it again during the episodes
     chan.send({"k": "loaded"})
     try:
         Lanes(runner, controllers, chan).run()
