@@ -5,14 +5,18 @@ Prints, for one (model, bench) with 100 shuffles:
      reference evaluator's documented time on the same 2-core machine class (replay-semantics.md);
   2. a full CMC beta-sweep (11 beta x 12 datasets) cold and from the result cache;
   3. controller files in the reference format (examples/controllers/): the environment alone, single-core
-     end-to-end against the reference evaluator, and sandboxed over all cores against in-process.
+     end-to-end against the reference evaluator, and sandboxed over all cores against in-process;
+  4. the sandboxed CMC file before and after the judge (issue 10: the parent owns every episode), each run
+     in a fresh process, alternating, the "before" sandbox taken from git (commit BEFORE).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +39,22 @@ TARGET_SECONDS = {"sc64": 0.05, "esc64": 0.05, "asc64": 0.05, "cmc_beta0.5": 0.2
                   "parallel_probe64": 0.25}
 PAUSE = 0.5  # seconds between timed runs of controller files
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
+BEFORE = "9953ee7"  # the last sandbox that ran episodes inside the worker (where a controller could read them)
+# One timed sandboxed evaluation of the CMC file, after a warm-up that starts the spare workers.
+SANDBOXED_CMC = """
+import json, sys, time
+from engine.evaluate import ControllerSpec
+from engine.formats.autotts import load_autotts_file
+from engine.sandbox import run_sandboxed
+path, name, file, shuffles = sys.argv[1:]
+ds = load_autotts_file(path, name)
+spec = ControllerSpec.from_source(open(file).read(), None, {"beta": 0.5}, file)
+run_sandboxed(ds, spec, shuffles=2)
+time.sleep(0.5)
+start = time.perf_counter()
+run_sandboxed(ds, spec, shuffles=int(shuffles))
+print(json.dumps(time.perf_counter() - start))
+"""
 
 
 def timed(fn, repeat: int = 3, pause: float = 0.0) -> float:
@@ -90,6 +110,36 @@ def file_controller_section(ds) -> None:
           "each evaluation) are then ready; its first run in a process starts them.")
 
 
+def judge_section(name: str, rounds: int) -> None:
+    """The sandboxed CMC file before (commit BEFORE) and after the judge, alternating, fresh processes."""
+    print(f"\n== Sandboxed CMC file (cmc_reference_style.py, beta 0.5) on {name}, {SHUFFLES} shuffles: "
+          f"before (sandbox of {BEFORE}) vs after (the judge) ==")
+    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", BEFORE, "engine"], capture_output=True)
+    if archive.returncode != 0:
+        print(f"skipped: git archive {BEFORE} failed ({archive.stderr.decode().strip()[:200]})")
+        return
+    (PROJECT_ROOT / "cache").mkdir(exist_ok=True)
+    # Not under /tmp: the worker's private /tmp would hide the old engine package from its own worker.
+    with tempfile.TemporaryDirectory(dir=PROJECT_ROOT / "cache") as old:
+        subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
+        times: dict[str, list[float]] = {"before": [], "after": []}
+        for _ in range(rounds):
+            for label, root in (("before", old), ("after", str(PROJECT_ROOT))):
+                times[label].append(_sandboxed_cmc_seconds(root, name))
+    before, after = statistics.median(times["before"]), statistics.median(times["after"])
+    print(f"{'before s':>10}{'after s':>10}{'after/before':>14}   runs (before | after)")
+    print(f"{before:10.2f}{after:10.2f}{after / before:13.2f}x   {' '.join(f'{t:.1f}' for t in times['before'])} | "
+          f"{' '.join(f'{t:.1f}' for t in times['after'])}")
+
+
+def _sandboxed_cmc_seconds(root: str, name: str) -> float:
+    file = EXAMPLES / "cmc_reference_style.py"
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", SANDBOXED_CMC, str(data_dir() / f"{name}.json"), name, str(file),
+                           str(SHUFFLES)], cwd=root, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def replay_logs(ds, spec: ControllerSpec) -> None:
     """Record every episode's action log once, then time re-applying them (cached per spec)."""
     logs = _LOGS.get(id(spec))
@@ -112,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Qwen3-8B/aime24")
     parser.add_argument("--skip-file", action="store_true", help="skip the file-controller section")
+    parser.add_argument("--judge-only", action="store_true", help="only the sandbox before/after section")
+    parser.add_argument("--judge-rounds", type=int, default=3, help="before/after pairs to time (median)")
     args = parser.parse_args(argv)
+    if args.judge_only:
+        judge_section(args.dataset, args.judge_rounds)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
         imported = timed(lambda: store.import_path(data_dir()), repeat=1)
@@ -126,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_section(store, names)
         if not args.skip_file:
             file_controller_section(ds)
+            judge_section(args.dataset, args.judge_rounds)
     return 0
 
 

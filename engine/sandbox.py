@@ -11,9 +11,12 @@ Each worker loads the controller once and runs many episodes, and spare workers 
 ahead of time (they have imported the engine but never ran user code), so process start-up
 does not dominate.
 
-Workers receive only the gold-free ``ReplayQuestion`` data and send back, per episode, the
-answer and the action log on a private pipe. The parent recomputes every figure by replaying
-the log on its own copy of the data, so printed output or forged frames cannot change a result.
+The parent owns every episode (``engine.replay.Episode``); a worker never holds branch data its
+controller has not paid for. Its controllers get an ``engine.sandbox_episodes.RemoteEpisode``
+whose actions the parent applies to its own episodes, a step of many episodes at a time, replying
+with what each action reveals; the parent counts every figure itself and takes only the answer
+(and an optional trace) from the worker, so neither forged frames nor a controller that searches
+its own process can change a result (docs/sandbox.md, "The guarantee").
 Any failure (a limit, an exception, a crash, a cancel) raises ``SandboxError``; a partial
 result is never returned. See docs/sandbox.md for the threat model.
 """
@@ -21,6 +24,7 @@ result is never returned. See docs/sandbox.md for the threat model.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
 import os
@@ -43,18 +47,18 @@ from typing import Any
 import numpy as np
 
 from engine import sandbox_worker as protocol
-from engine.controllers import kernels
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.paths import PROJECT_ROOT, data_dir, default_db
-from engine.replay import COMPAT, MODES, InvalidAction, ReplayQuestion, replay_actions, replay_questions, shuffled_order
+from engine.replay import COMPAT, MODES, Episode, ReplayQuestion, replay_questions, shuffled_order
+from engine.sandbox_episodes import LANES, serve
 from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it owns nothing
-GRADE_BATCH = 256  # episodes whose costs the parent recomputes in one compiled call
+PIPE_BYTES = 1 << 20  # capacity asked for the reply FIFOs, so that a reply rarely waits for room
 KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
 UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
 USER_FLAGS = ("--user", "--map-root-user")  # (unshare makes the user namespace first, then the others)
@@ -229,16 +233,21 @@ def run_sandboxed(
 
 @dataclass
 class _Worker:
-    """Parent-side state of one worker process."""
+    """Parent-side state of one worker process and of the episodes it has in flight."""
 
     index: int
-    seeds: list[int]
+    episodes: list[tuple[int, int]]  # its share of (seed, question), in the order they are assigned
     proc: _Proc
     started: float
+    replies: int = -1  # write end of its reply FIFO (non-blocking)
     buf: bytearray = field(default_factory=bytearray)
-    pos: int = 0  # episodes received so far
-    ungraded: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (question, seed, actions)
-    since: float = 0.0  # when the current episode began (last frame)
+    out: bytearray = field(default_factory=bytearray)  # reply bytes not written yet
+    assigned: int = 0  # episodes handed out so far
+    graded: int = 0
+    lanes: dict[int, int] = field(default_factory=dict)  # lane -> position in ``episodes`` of its episode
+    running: dict[int, Episode] = field(default_factory=dict)  # lane -> the parent's own episode
+    free: list[int] = field(default_factory=lambda: list(reversed(range(LANES))))  # lanes without an episode
+    since: float = 0.0  # when the worker last spoke
     loaded: bool = False
     finished: bool = False
 
@@ -251,7 +260,6 @@ class _Evaluation:
         self.dataset, self.spec, self.mode, self.traces = dataset, spec, mode, traces
         self.limits, self.progress, self.cancel = limits, progress, cancel
         self.questions: list[ReplayQuestion] = replay_questions(dataset)
-        self.grader = kernels.LogGrader(dataset, shuffles, mode)
         self.shuffles, self.n_q = shuffles, len(self.questions)
         self.total = shuffles * self.n_q
         self.done = 0
@@ -276,7 +284,8 @@ class _Evaluation:
         try:
             while len(procs) < count:
                 procs.append(_start_worker(level))
-            self.workers = [_Worker(i, list(range(self.shuffles))[i::count], p, self.t0) for i, p in enumerate(procs)]
+            self.workers = [_Worker(i, [(s, q) for s in range(i, self.shuffles, count) for q in range(self.n_q)],
+                                    p, self.t0) for i, p in enumerate(procs)]
             job = self._write_job(run_dir, level, hidden)
             for w in self.workers:
                 self._assign(w, f"{job} {w.index} {count}\n", run_dir)
@@ -296,7 +305,8 @@ class _Evaluation:
         job = {
             "source": self.spec.source, "class_name": self.spec.class_name, "filename": self.spec.filename,
             "config": dict(self.spec.config), "mode": self.mode, "traces": self.traces,
-            "questions": self.questions, "shuffles": self.shuffles, "nonce": self.nonce,
+            "questions": [(q.text, q.probe_freq, q.n_branches) for q in self.questions],  # public facts only
+            "lanes": LANES, "nonce": self.nonce,
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
             "limits": asdict(lim),
@@ -310,6 +320,7 @@ class _Evaluation:
         """Hand a started worker its job; a spare that died while idle is replaced by a fresh one."""
         if w.proc.level == protocol.NO_NAMESPACES:
             os.mkdir(os.path.join(run_dir, f"w{w.index}"), 0o700)  # its scratch directory
+        w.replies = _reply_fifo(os.path.join(run_dir, f"w{w.index}.replies"))
         if not _send(w.proc, line) and w.proc.spare:
             _discard(w.proc)
             w.proc = _start_worker(w.proc.level)
@@ -323,7 +334,10 @@ class _Evaluation:
         while any(not w.finished for w in self.workers):
             self._check_clocks(time.monotonic())
             for key, _ in self.sel.select(self._wait_seconds()):
-                self._read(key.data)
+                if key.fd == key.data.replies:
+                    self._flush(key.data)
+                else:
+                    self._read(key.data)
             if self.progress and self.done != reported:
                 reported = self.done
                 self.progress(self.done, self.total, f"{self.done}/{self.total} episodes (sandboxed)")
@@ -391,95 +405,115 @@ class _Evaluation:
         if not isinstance(msg, dict) or msg.get("n") != self.nonce:
             raise self._tampered(w, "a frame without the session key")
         kind = msg.get("k")
-        if kind == "eps" and w.loaded and isinstance(msg.get("e"), list):
-            for episode in msg["e"]:
-                if not isinstance(episode, dict):
-                    raise self._tampered(w, "an episode report that is not an object")
-                self._grade(w, episode)
+        w.since = time.monotonic()
+        if kind == "step" and w.loaded and type(msg.get("r")) is list and type(msg.get("f")) is list:
+            self._step(w, msg["r"], msg["f"])
         elif kind == "loaded" and not w.loaded:
-            w.loaded, w.since = True, time.monotonic()
+            w.loaded = True
+            self._reply(w, [])
         elif kind == "err":
             raise self._reported(w, msg)
-        elif kind == "done" and w.loaded and w.pos == len(w.seeds) * self.n_q:
-            self._grade_costs(w)
-            w.finished = True
-            self.sel.unregister(w.proc.fd)
         else:
             raise self._tampered(w, f"an unexpected {str(kind)[:20]!r} frame")
 
-    # -- grading: the parent's own figures ---------------------------------------------------
-    def _grade(self, w: _Worker, msg: dict[str, Any]) -> None:
-        seed, qi = self._at(w)
-        answer, actions = msg.get("a"), msg.get("x")
-        if msg.get("s") != seed or msg.get("q") != qi:
-            raise self._tampered(w, "an episode out of order")
+    # -- the episodes: the parent's own, answered one action at a time ----------------------------
+    def _step(self, w: _Worker, requests: list[Any], finished: list[Any]) -> None:
+        """Grade the episodes the worker finished, apply its requested actions, and reply."""
+        for item in finished:
+            if type(item) is not list or len(item) != 3 or type(item[0]) is not int or item[0] not in w.lanes:
+                raise self._tampered(w, "a report of an episode it was not running")
+            self._grade(w, *item)
+        try:
+            replies = serve(w.running, requests)
+        except (KeyError, TypeError, ValueError):
+            raise self._tampered(w, "a malformed request or one for an episode it was not running") from None
+        if w.graded == len(w.episodes):
+            w.finished = True
+            self.sel.unregister(w.proc.fd)
+        self._reply(w, replies)
+
+    def _reply(self, w: _Worker, replies: list[Any]) -> None:
+        """Send the answers, and a next episode for every free lane while the worker's share lasts."""
+        new = []
+        while w.free and w.assigned < len(w.episodes):
+            lane = w.free.pop()
+            seed, qi = w.episodes[w.assigned]
+            rq = self.questions[qi]
+            w.lanes[lane] = w.assigned
+            w.running[lane] = Episode(rq, shuffled_order(seed, rq.n_branches), self.mode)
+            w.assigned += 1
+            new.append((lane, qi))
+        data = pickle.dumps({"r": replies, "new": new}, protocol=pickle.HIGHEST_PROTOCOL)
+        w.out += protocol.REPLY_HEADER.pack(len(data)) + data
+        self._flush(w)
+
+    def _flush(self, w: _Worker) -> None:
+        """Write what the worker's reply FIFO takes now; the selector says when it takes more."""
+        try:
+            while w.out:
+                del w.out[:os.write(w.replies, w.out)]
+        except BlockingIOError:
+            pass
+        events = selectors.EVENT_WRITE if w.out else 0
+        registered = self.sel.get_map().get(w.replies)
+        if events and registered is None:
+            self.sel.register(w.replies, events, w)
+        elif not events and registered is not None:
+            self.sel.unregister(w.replies)
+
+    def _grade(self, w: _Worker, lane: int, answer: Any, trace: Any) -> None:
+        """Record a finished episode: its answer from the worker, every figure from the parent's episode."""
+        seed, qi = w.episodes[w.lanes[lane]]
+        ep = w.running[lane]
         if answer is not None and type(answer) is not str:
-            raise self._tampered(w, "an answer that is not a string")
+            raise self._tampered(w, "an answer that is not a string", lane)
         if answer is not None and len(answer) > self.limits.answer_chars:
             raise self._error(w, "answer", "controller returned an answer of {n} characters {where}; the limit "
-                              "is {limit}", n=len(answer), limit=self.limits.answer_chars)
-        if type(actions) is not list or not set(map(type, actions)) <= {int}:
-            raise self._tampered(w, "an action log that is not a list of integers")
-        rq = self.questions[qi]
+                              "is {limit}", lane=lane, n=len(answer), limit=self.limits.answer_chars)
         self.out.answers[seed][qi] = answer
-        self.out.n_actions[seed, qi] = len(actions)
-        w.ungraded.append((qi, seed, actions))
+        self.out.total_tokens[seed, qi] = ep.total_tokens
+        self.out.sequential_tokens[seed, qi] = ep.sequential_tokens
+        self.out.n_actions[seed, qi] = len(ep.actions)
         if self.keep_actions or self.traces:
-            self.out.actions[(seed, qi)] = actions
-        if len(w.ungraded) >= GRADE_BATCH:
-            self._grade_costs(w)
+            self.out.actions[(seed, qi)] = list(ep.actions)
         if self.traces:
-            self.out.traces[(seed, qi)] = self._trace(w, msg.get("t"), rq, actions, seed)
-        w.pos += 1
-        w.since = time.monotonic()
+            self.out.traces[(seed, qi)] = self._trace(w, lane, trace, self.questions[qi], ep.actions, seed)
+        del w.lanes[lane], w.running[lane]
+        w.free.append(lane)
+        w.graded += 1
         self.done += 1
 
-    def _grade_costs(self, w: _Worker) -> None:
-        """Token costs of the worker's received episodes, recomputed from their action logs in one batch."""
-        for (qi, seed, actions), costs in zip(w.ungraded, self.grader.costs_many(w.ungraded), strict=True):
-            if costs is None:
-                why = self._refusal(self.questions[qi], seed, actions)
-                raise SandboxError(f"the sandbox's result channel received an action log that does not replay "
-                                   f"({why}) at question {qi}, shuffle {seed}; the controller may have written "
-                                   "to it, so the evaluation is void", "protocol", qi, seed)
-            self.out.total_tokens[seed, qi], self.out.sequential_tokens[seed, qi] = costs
-        w.ungraded.clear()
-
-    def _refusal(self, rq: ReplayQuestion, seed: int, actions: list[int]) -> str:
-        """Why the episode rules refuse a log, in engine.replay's own words."""
-        try:
-            replay_actions(rq, shuffled_order(seed, rq.n_branches), actions, self.mode)
-        except (InvalidAction, IndexError, TypeError, ValueError) as exc:
-            return str(exc)
-        return "refused by the compiled grader"
-
-    def _trace(self, w: _Worker, text: Any, rq: ReplayQuestion, actions: list[int], seed: int) -> list:
+    def _trace(self, w: _Worker, lane: int, text: Any, rq: ReplayQuestion, actions: list[int], seed: int) -> list:
         self.trace_total += len(text) if type(text) is str else 200 * len(actions)  # ~200 B per action event
         if self.trace_total > self.limits.traces_total_bytes:
-            raise self._error(w, "trace", "trace limit ({total} in all) exceeded {where}",
+            raise self._error(w, "trace", "trace limit ({total} in all) exceeded {where}", lane=lane,
                               total=_size(self.limits.traces_total_bytes))
         if text is None:
             return action_events(rq, actions, seed)
         if type(text) is not str or len(text) > self.limits.trace_bytes:
-            raise self._tampered(w, "a malformed trace")
+            raise self._tampered(w, "a malformed trace", lane)
         try:
             trace = json.loads(text)
         except (ValueError, RecursionError):
             trace = None
         if not isinstance(trace, list):
-            raise self._tampered(w, "a malformed trace")
+            raise self._tampered(w, "a malformed trace", lane)
         return trace
 
     # -- failures ----------------------------------------------------------------------------
-    def _at(self, w: _Worker) -> tuple[int, int]:
-        """(seed, question) of the episode the worker is on, by the parent's own count."""
-        i = min(w.pos, len(w.seeds) * self.n_q - 1)
-        return w.seeds[i // self.n_q], i % self.n_q
+    def _at(self, w: _Worker, lane: Any = None) -> tuple[int, int]:
+        """(seed, question) of the episode in ``lane``, else of the worker's oldest episode in flight."""
+        if lane not in w.lanes:
+            lane = min(w.lanes, key=w.lanes.__getitem__, default=None)
+        position = w.lanes[lane] if lane is not None else min(w.assigned, len(w.episodes) - 1)
+        return w.episodes[position]
 
-    def _error(self, w: _Worker, kind: str, template: str, tb: str = "", **fields: Any) -> SandboxError:
-        """SandboxError for the episode the worker is on; ``template`` has a ``{where}`` field."""
+    def _error(self, w: _Worker, kind: str, template: str, tb: str = "", lane: Any = None,
+               **fields: Any) -> SandboxError:
+        """SandboxError for the episode in ``lane`` (or the worker's oldest in flight); ``template``
+        has a ``{where}`` field."""
         if w.loaded:
-            seed, qi = self._at(w)
+            seed, qi = self._at(w, lane)
             where = f"at question {qi}, shuffle {seed}"
         else:
             seed = qi = None
@@ -500,13 +534,14 @@ class _Evaluation:
         if kind == "timeout":
             kind = "episode_time" if w.loaded else "startup_time"
         template = _HEADLINES.get(kind, "controller failed {where}")
-        return self._error(w, kind, template, tb, detail=detail, limits=lim,
+        lane = msg.get("l") if type(msg.get("l")) is int else None
+        return self._error(w, kind, template, tb, lane, detail=detail, limits=lim,
                            memory=lim.memory_bytes // MiB, output=_size(lim.output_bytes),
                            trace=_size(lim.trace_bytes), frame=_size(self.max_frame))
 
-    def _tampered(self, w: _Worker, what: str) -> SandboxError:
+    def _tampered(self, w: _Worker, what: str, lane: int | None = None) -> SandboxError:
         return self._error(w, "protocol", "the sandbox's result channel received {what} {where}; the "
-                           "controller may have written to it, so the evaluation is void", what=what)
+                           "controller may have written to it, so the evaluation is void", lane=lane, what=what)
 
     def _died(self, w: _Worker) -> SandboxError:
         try:
@@ -523,6 +558,10 @@ class _Evaluation:
         procs = [*procs, *(w.proc for w in self.workers if w.proc not in procs)]
         for p in procs:
             _discard(p)
+        for w in self.workers:
+            if w.replies >= 0:
+                os.close(w.replies)
+                w.replies = -1
         self.sel.close()
         _wait_gone({p.popen.pid for p in procs})
 
@@ -559,6 +598,17 @@ def _worker_command(level: str, fd: int) -> list[str]:
     flags = LAYER_FLAGS.get(level)
     prefix = [] if flags is None else [shutil.which("unshare") or "unshare", *flags]
     return [*prefix, sys.executable, "-I", "-B", str(WORKER_FILE), str(fd)]
+
+
+def _reply_fifo(path: str) -> int:
+    """A FIFO for a worker's replies, opened for writing without waiting for its reader."""
+    os.mkfifo(path, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # (O_RDWR: never blocks, never raises SIGPIPE)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:  # above /proc/sys/fs/pipe-max-size for this user: the default is only slower
+        pass
+    return fd
 
 
 def _send(proc: _Proc, line: str) -> bool:
@@ -664,7 +714,7 @@ _HEADLINES = {
     "type": "controller returned {detail} {where}; solve() must return a str or None",
     "trace": "trace limit ({trace}) exceeded {where}: get_last_trace() gave {detail} of JSON",
     "frame": "result of {detail} exceeds the frame limit ({frame}) {where}",
-    "tampered": "the controller corrupted the action log of its episode {where} ({detail})",
+    "tampered": "the controller interfered with the sandbox's episode scheduler {where} ({detail})",
 }
 
 

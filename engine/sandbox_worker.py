@@ -4,9 +4,13 @@
 namespaces where available), possibly ahead of time: it imports what it needs, then waits for
 one line ``JOB INDEX COUNT`` on stdin. Everything that limits the controller happens here,
 *before* user code runs: an allow-listed read-only root without the data or the database,
-rlimits, the uid drop, an audit hook and a capped stdout. The worker only ever reports on the
-private pipe ``FD``, as length-prefixed JSON frames carrying the answer and the action log of
-each episode; the parent re-grades every episode on its own data, so nothing here is trusted.
+rlimits, the uid drop, an audit hook and a capped stdout.
+
+The worker never holds a question's branch data: the job carries only each question's text, interval
+length and branch count, and the controller's question object is an
+``engine.sandbox_episodes.RemoteEpisode`` whose every action is answered by the parent, which owns
+the episode (see ``Lanes``). The worker sends length-prefixed JSON frames on the private pipe ``FD``
+and reads the parent's replies from a FIFO opened before confinement; nothing it says is trusted.
 
 This module is also imported by the parent for the frame format; it has no import side effects.
 """
@@ -14,7 +18,6 @@ This module is also imported by the parent for the frame format; it has no impor
 from __future__ import annotations
 
 import json
-import operator
 import os
 import pickle
 import signal
@@ -22,13 +25,17 @@ import struct
 import sys
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 HEADER = struct.Struct(">I")  # frame = 4-byte big-endian length + UTF-8 JSON object
-FRAME_SLACK = 16 << 20  # room in a frame for the answer and the action log, beside the trace
-BATCH_EPISODES = 64  # episode reports per frame at most
-BATCH_SECONDS = 0.02  # and none waits longer than this to be sent
+REPLY_HEADER = HEADER  # the parent's replies: the same length prefix + a pickle (parent -> worker only)
+FRAME_SLACK = 16 << 20  # room in a frame for requests and answers, beside the traces
+STEP_SECONDS = 0.05  # longest a step collects requests before it sends them (the parent's watchdog needs word)
+STEPS_IN_FLIGHT = 2  # a step carries about half the episodes in flight, so that the parent answers
+# some steps while the worker runs the episodes answered before: neither waits on the other
+TICK_SECONDS = 0.02  # how often an episode's clock is looked at while it runs (its limit's resolution)
 # The confinement layers ("isolation" levels), strongest first: namespaces set up as root (then the uid
 # drop), namespaces inside a user namespace (any user; root of it without capabilities), the fallback.
 NAMESPACES, USER_NAMESPACES, NO_NAMESPACES = "namespaces", "user-namespaces", "none"
@@ -73,6 +80,7 @@ class _Report(Exception):
     def __init__(self, kind: str, tb: str = "", detail: str = ""):
         super().__init__(kind)
         self.kind, self.tb, self.detail = kind, tb[-MAX_TEXT:], detail[:MAX_TEXT]
+        self.lane: int | None = None  # the episode slot it happened in, when it happened in an episode
 
 
 _fired: list[str] = []  # which limit signal fired last (a BaseException can be caught by users)
@@ -119,39 +127,15 @@ class CappedOutput:
         raise OSError("the sandbox's output has no file descriptor")
 
 
-# -- the result channel -------------------------------------------------------------------------
+# -- the channel to the parent -------------------------------------------------------------------
 class Channel:
-    """Writes frames to the private pipe; limit signals are held back while a frame is written.
+    """Frames to the parent on the private pipe (JSON), the parent's replies from its FIFO (pickle:
+    the parent is trusted); limit signals are held back while a frame is in transit."""
 
-    Episode reports are sent in batches (``{"k": "eps", "e": [...]}``) of at most ``BATCH_EPISODES``
-    and at most ``BATCH_SECONDS`` old, so the parent decodes far fewer frames; any other message
-    flushes the batch first, so the parent always knows which episode a failure belongs to.
-    """
-
-    def __init__(self, fd: int, nonce: str, limit: int):
-        self.fd, self.nonce, self.limit = fd, nonce, limit
-        self.batch: list[dict[str, Any]] = []
-        self.batch_actions = 0
-        self.flushed = time.monotonic()
-
-    def episode(self, msg: dict[str, Any]) -> None:
-        self.batch.append(msg)
-        self.batch_actions += len(msg["x"])
-        full = len(self.batch) >= BATCH_EPISODES or self.batch_actions * 8 > self.limit // 2 or "t" in msg
-        if full or time.monotonic() - self.flushed >= BATCH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.batch:
-            batch, self.batch, self.batch_actions = self.batch, [], 0
-            self._write({"k": "eps", "e": batch})
-        self.flushed = time.monotonic()
+    def __init__(self, fd: int, replies: int, nonce: str, limit: int):
+        self.fd, self.replies, self.nonce, self.limit = fd, replies, nonce, limit
 
     def send(self, msg: dict[str, Any]) -> None:
-        self.flush()
-        self._write(msg)
-
-    def _write(self, msg: dict[str, Any]) -> None:
         msg["n"] = self.nonce
         data = json.dumps(msg, separators=(",", ":")).encode()
         if len(data) > self.limit:
@@ -163,6 +147,24 @@ class Channel:
                 view = view[os.write(self.fd, view):]
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def receive(self) -> Any:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGXCPU})
+        try:
+            (size,) = REPLY_HEADER.unpack(self._read(REPLY_HEADER.size))
+            return pickle.loads(self._read(size))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _read(self, n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(self.replies, n)
+            if not chunk:
+                raise EOFError("the parent closed the reply channel")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
 
 
 # -- confinement (runs as the user that started the evaluation, before any user code) ----------
@@ -476,55 +478,182 @@ class Runner:
         tb = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == self.filename]
         return "".join(traceback.format_list(tb)).rstrip()
 
-    def load(self) -> Any:
+    def load_lanes(self, n: int) -> list[Any]:
+        """The controller class, loaded once, and one instance of it per episode slot: episodes in
+        flight never share an instance (each instance runs its slot's episodes one after another)."""
         from engine.controllers.loader import ControllerError, load_class, user_traceback
 
         job = self.job
         cls = load_class(job["source"], job["class_name"], self.filename)
         try:
-            return cls(config=dict(job["config"])) if job["config"] else cls()
+            return [cls(config=dict(job["config"])) if job["config"] else cls() for _ in range(n)]
         except Exception as exc:
             raise ControllerError(
                 f"constructing {cls.__name__} failed:\n{user_traceback(exc, self.filename)}") from None
 
-    def episode(self, controller: Any, seed: int, qi: int) -> dict[str, Any]:
-        from engine.replay import Episode, shuffled_order
-
-        job, lim = self.job, self.job["limits"]
-        rq = job["questions"][qi]
-        ep = Episode(rq, shuffled_order(seed, rq.n_branches), job["mode"])
-        answer = self.guarded(lim["episode_seconds"], controller.solve, ep)
+    def episode(self, controller: Any, question: Any) -> tuple[str | None, str | None]:
+        """Run in an episode's greenlet: solve, check the answer, take the trace if asked for."""
+        answer = controller.solve(question)
         if answer is not None and not isinstance(answer, str):
             raise _Report("type", detail=type(answer).__name__)
-        try:  # numpy integers are fine indices; anything else means the log was tampered with
-            actions = [a if type(a) is int else operator.index(a) for a in ep.actions]
-        except Exception as exc:
-            raise _Report("tampered", detail=f"{type(exc).__name__}: {exc}") from None
-        msg = {"s": seed, "q": qi, "a": answer, "x": actions}
-        if job["traces"]:
-            trace = self.trace(controller)
-            if trace is not None:
-                msg["t"] = trace
-        return msg
+        return answer, self.trace(controller) if self.job["traces"] else None
 
     def trace(self, controller: Any) -> str | None:
         """The controller's own trace as JSON text, like evaluate.episode_trace; None if it keeps none."""
         get = getattr(controller, "get_last_trace", None)
         if not callable(get):
             return None
-        seconds = self.job["limits"]["episode_seconds"]
-        trace = self.guarded(seconds, get)
+        trace = get()
         if not isinstance(trace, list):
             return None
-        text = self.guarded(seconds, json.dumps, trace, default=str)
+        text = json.dumps(trace, default=str)
         if len(text) > self.job["limits"]["trace_bytes"]:
             raise _Report("trace", detail=f"{len(text)} bytes")
         return text
 
 
+class Lanes:
+    """Runs the episodes the parent assigns, up to ``job["lanes"]`` at once, one greenlet each.
+
+    An episode's greenlet runs until its controller asks for an action: ``RemoteEpisode`` calls
+    ``_wait``, which records the request and switches straight to the next episode that has its reply
+    (to this scheduler only when none has, or when the step is due). A step sends the pending actions
+    of many episodes, and the answers of finished episodes, in one frame; the parent answers steps in
+    order. Several steps are in flight at once (``STEPS_IN_FLIGHT``), so the worker runs episodes while
+    the parent answers others. Every episode has its own clock, ``episode_seconds`` of its own running
+    time (the parent's time is not counted), sampled by a periodic timer (not read per action: the
+    clock and ``setitimer`` are system calls), so the limit lands in that episode's code."""
+
+    def __init__(self, runner: Runner, controllers: list[Any], chan: Channel):
+        from greenlet import getcurrent
+
+        self.runner, self.controllers, self.chan = runner, controllers, chan
+        self.output = runner.output
+        self.questions = runner.job["questions"]  # (text, probe_freq, n_branches): public facts only
+        self.seconds = runner.job["limits"]["episode_seconds"]
+        self.hub = getcurrent()
+        self.active: dict[int, Any] = {}  # lane -> greenlet of its episode
+        self.used: dict[int, float] = {}  # lane -> seconds its episode has run (sampled by _tick)
+        self.ready: deque[tuple[int, Any]] = deque()  # (lane, what to resume it with)
+        self.requests: list[int] = []  # lane, op, arg, lane, op, arg, ...
+        self.finished: list[list[Any]] = []  # [lane, answer, trace]
+        self.waiting = 0  # requests and finished episodes in the step collected so far
+        self.pending = 0  # trace characters in ``finished``
+        self.inflight: deque[list[int]] = deque()  # lanes of the steps sent and not answered, oldest first
+        self.sent = time.monotonic()
+        self.running: int | None = None  # the lane whose code runs now
+        self.overdue = False  # the step collected so far has waited STEP_SECONDS: send it now
+
+    def run(self) -> None:
+        self._start(self.chan.receive()["new"])  # the first episodes
+        _fired.clear()
+        signal.signal(signal.SIGALRM, self._tick)
+        signal.setitimer(signal.ITIMER_REAL, TICK_SECONDS, TICK_SECONDS)
+        try:
+            while self.ready or self.active or self.finished or self.inflight:
+                if self._due() or not (self.ready or self.inflight):
+                    self._send()
+                elif self.ready:
+                    self._resume()
+                else:
+                    self._receive()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _tick(self, signum: int, frame: Any) -> None:
+        """Every TICK_SECONDS: charge the tick to the episode running now, stop it past its limit,
+        and make a step that waited too long go."""
+        if self.waiting and time.monotonic() - self.sent >= STEP_SECONDS:
+            self.overdue = True
+        lane = self.running
+        if lane is not None:
+            self.used[lane] += TICK_SECONDS
+            if self.used[lane] > self.seconds:
+                self.running = None
+                _on_alarm(signum, frame)
+
+    def _due(self) -> bool:
+        """Whether the step collected so far should go now (a share of the episodes in flight waits)."""
+        return self.waiting > 0 and (self.waiting * STEPS_IN_FLIGHT >= len(self.active) or self.overdue)
+
+    def _send(self) -> None:
+        if not self.waiting:
+            raise _Report("tampered", detail="an episode stopped without asking for an action")
+        self.chan.send({"k": "step", "r": self.requests, "f": self.finished})
+        self.inflight.append(self.requests[::3])
+        self.requests, self.finished, self.waiting, self.pending, self.overdue = [], [], 0, 0, False
+        self.sent = time.monotonic()
+
+    def _receive(self) -> None:
+        """The parent's reply to the oldest step in flight: resume its episodes, start new ones."""
+        reply = self.chan.receive()
+        self.ready.extend(zip(self.inflight.popleft(), reply["r"], strict=True))
+        self._start(reply["new"])
+
+    def _start(self, new: list[tuple[int, int]]) -> None:
+        from greenlet import greenlet
+
+        from engine.sandbox_episodes import RemoteEpisode
+
+        for lane, qi in new:
+            text, probe_freq, n_branches = self.questions[qi]
+            question = RemoteEpisode(text, probe_freq, n_branches, self._wait)
+            self.active[lane] = greenlet(self._episode, parent=self.hub)
+            self.used[lane] = 0.0
+            self.ready.append((lane, (self.controllers[lane], question)))
+
+    def _episode(self, start: tuple[Any, Any]) -> tuple[str | None, str | None]:
+        return self.runner.episode(*start)  # (its end returns to the scheduler, self.running still says whose)
+
+    def _wait(self, op: int, arg: int) -> Any:
+        """Called in an episode by its RemoteEpisode: queue the action, run another episode meanwhile."""
+        if _fired or self.output.exceeded:  # a limit fired in this episode, and its controller swallowed it
+            raise _Report(_fired[-1] if _fired else "output")
+        self.requests += (self.running, op, arg)
+        self.waiting += 1
+        if self.ready and not self._due():
+            lane, value = self.ready[0]
+            run = self.active[lane]
+            if run:  # started; a new episode starts from the scheduler (a greenlet starts at its starter's depth)
+                self.ready.popleft()
+                self.running = lane
+                return run.switch(value)
+        self.running = None
+        return self.hub.switch(None)
+
+    def _resume(self) -> None:
+        """Switch into the next ready episode; back here when one finishes or a step is due."""
+        lane, value = self.ready.popleft()
+        self.running = lane
+        try:
+            out = self.active[lane].switch(value)
+        except BaseException as exc:  # user code can raise anything; self.running says whose it was
+            raise self._failed(self.running, exc) from None
+        lane, self.running = self.running, None
+        if _fired or self.output.exceeded:
+            raise self._failed(lane, _Report(_fired[-1] if _fired else "output"))
+        if lane is None:  # from _wait
+            return
+        run = self.active.get(lane)
+        if run is None or not run.dead or type(out) is not tuple:
+            raise self._failed(lane, _Report("tampered", detail="it switched greenlets by hand"))
+        del self.active[lane]
+        self.finished.append([lane, *out])
+        self.waiting += 1
+        self.pending += len(out[1] or "")
+        self.overdue = self.overdue or self.pending >= FRAME_SLACK // 2
+
+    def _failed(self, lane: int | None, exc: BaseException) -> _Report:
+        report = exc if isinstance(exc, _Report) else self.runner.classify(exc)
+        report.lane = lane
+        return report
+
+
 def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
-    """Confine, load once, run this worker's share of the seeds, report each episode."""
+    """Confine, load the controller once per lane, run the episodes the parent assigns."""
     import linecache
+
+    import greenlet  # noqa: F401 - imported before confinement
 
     lim = job["limits"]
     scratch = confine(job, index)
@@ -536,13 +665,14 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     output = CappedOutput(lim["output_bytes"])
     sys.stdout = sys.stderr = output
     runner = Runner(job, output)
-    controller = runner.guarded(lim["startup_seconds"], runner.load)
+    controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, job["lanes"])
     chan.send({"k": "loaded"})
-    n_q = len(job["questions"])
-    for seed in range(job["shuffles"])[index::count]:
-        for qi in range(n_q):
-            chan.episode(runner.episode(controller, seed, qi))
-    chan.send({"k": "done"})
+    try:
+        Lanes(runner, controllers, chan).run()
+    except _Report:
+        raise
+    except BaseException as exc:  # a limit signal that landed between episodes
+        raise runner.classify(exc) from None
 
 
 def wait_for_job() -> tuple[str, int, int] | None:
@@ -574,11 +704,12 @@ def main(argv: list[str]) -> None:
         job_path, index, count = task
         with open(job_path, "rb") as f:
             job = pickle.load(f)
-        chan = Channel(fd, job["nonce"], max_frame(job["limits"]["trace_bytes"]))
+        replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY)  # before confinement
+        chan = Channel(fd, replies, job["nonce"], max_frame(job["limits"]["trace_bytes"]))
         run(job, index, count, chan)
     except _Report as rep:
         if chan is not None:
-            chan.send({"k": "err", "kind": rep.kind, "tb": rep.tb, "detail": rep.detail})
+            chan.send({"k": "err", "kind": rep.kind, "tb": rep.tb, "detail": rep.detail, "l": rep.lane})
     except BaseException:  # a bug of the worker itself: report it, never hang
         text = traceback.format_exc()[-MAX_TEXT:]
         try:

@@ -181,8 +181,6 @@ FAILURES = {
                     rf"^output limit \(1 MiB\) exceeded {WHERE}: the controller printed more than that"),
     "wrong_return_type": ("return 42", "type",
                           rf"^controller returned int {WHERE}; solve\(\) must return a str or None$"),
-    "corrupted_action_log": ("question.actions.append('not an action')\nreturn None", "tampered",
-                             rf"^the controller corrupted the action log of its episode {WHERE} \(TypeError"),
     "os_exit": ("import os\nos._exit(3)", "died",
                 rf"^the sandbox worker stopped without a report {WHERE} \(exit status 3\)"),
 }
@@ -575,18 +573,3 @@ def test_spares_are_single_use_and_released_on_close(runs: Path) -> None:
     assert all(not Path(f"/proc/{pid}").exists() for pid in before)
     sandbox.SPARES.close()
     assert sandbox.SPARES.pids() == [] and leftover_processes() == []
-
-
-def test_an_action_log_edited_to_hide_costs_is_refused_with_its_episode(runs: Path) -> None:
-    """A log that the episode rules refuse (here: advancing a branch never opened) voids the run and names
-    the episode; the parent's batch grading does not let it through."""
-    source = ("class Editor(LLMDesignedMethod):\n    def solve(self, question):\n"
-              "        answer, index, finished = question.probe_new()\n"
-              "        if question.n_opened and len(question.actions) == 1:\n"
-              "            question.actions.append(90)\n        return answer\n")
-    started = time.monotonic()
-    refused = r"does not replay \(probe_more\(90\).*\) at question 0, shuffle [01]"
-    with pytest.raises(SandboxError, match=refused) as info:
-        run_sandboxed(real(3), ControllerSpec.from_source(source), shuffles=2, limits=FAST)
-    assert info.value.kind == "protocol"
-    assert_contained(runs, started)

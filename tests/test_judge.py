@@ -1,0 +1,375 @@
+"""The judge cannot be fooled: a sandboxed controller learns only what its actions paid for.
+
+Hostile controllers search everything they can reach (attributes, slots, gc referents, frames,
+closures, the engine's modules, raw memory through numpy and ctypes) for branch data. Each runs
+twice: trusted in this process (the control: there the question object holds every branch, so the
+search must succeed, or the test proves nothing) and sandboxed, where every marker it finds must be
+one that some action of the evaluation revealed, and so was charged for.
+
+Data: a synthetic dataset whose every probe and final answer is a unique marker string, so a
+search that finds data cannot mistake it for anything else; and the real Qwen3-8B/aime24 file.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import uuid
+from functools import cache
+
+import numpy as np
+import pytest
+
+from engine.dataset import Branch, Dataset, Question
+from engine.evaluate import ControllerSpec, evaluate, result_key, run_python
+from engine.formats.autotts import load_autotts_file
+from engine.paths import PROJECT_ROOT, data_dir
+from engine.replay import shuffled_order
+from engine.sandbox import Limits, SandboxError, run_sandboxed
+from engine.store import Store
+
+pytestmark = [pytest.mark.xdist_group("sandbox"), pytest.mark.timeout(300)]
+
+TOKEN = uuid.uuid4().hex
+MARKER = re.compile(rf"[PF]-{TOKEN}-q\d+-b\d+(?:-k\d+)?")
+LIMITS = Limits(episode_seconds=30, startup_seconds=30, evaluation_seconds=240, workers=2)
+N_BRANCHES, N_PROBES = 8, 3
+EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
+REFERENCE = PROJECT_ROOT.parent / "shared" / "docs" / "reference"
+
+
+@cache
+def markers() -> Dataset:
+    """Two questions of eight branches, three probes each; every answer is a unique marker."""
+    questions = tuple(
+        Question(text=f"question {q} of the judge test", gold=f"F-{TOKEN}-q{q}-b0", probe_freq=500,
+                 branches=tuple(Branch(probes=tuple(f"P-{TOKEN}-q{q}-b{b}-k{k}" for k in range(N_PROBES)),
+                                       tokens=2000, final=f"F-{TOKEN}-q{q}-b{b}") for b in range(N_BRANCHES)))
+        for q in range(2))
+    return Dataset(name="judge/markers", questions=questions, content_hash=f"judge-{TOKEN}")
+
+
+@cache
+def real(name: str) -> Dataset:
+    return load_autotts_file(data_dir() / f"{name}.json", name)
+
+
+def revealed(ds: Dataset, shuffles: int) -> set[str]:
+    """What one probe_new per episode reveals over the evaluation: each episode's first branch's first probe."""
+    return {q.branches[shuffled_order(s, len(q.branches))[0]].probes[0]
+            for s in range(shuffles) for q in ds.questions}
+
+
+HUNTER = '''
+import gc, re, sys
+from collections import deque
+
+TOKEN = "%TOKEN%"
+PATTERN = re.compile(("[PF]-" + TOKEN + r"-q[0-9]+-b[0-9]+(?:-k[0-9]+)?").encode())
+POOL = 0x4000  # pymalloc pools are 16 KiB, aligned: reading inside one never faults
+
+
+def scan(blob, found):
+    if isinstance(blob, str):
+        blob = blob.encode("utf-8", "replace")
+    if isinstance(blob, (bytes, bytearray, memoryview)):
+        found.update(m.decode() for m in PATTERN.findall(bytes(blob)))
+
+
+def walk(roots, found, limit=300_000, code=True):
+    """Everything reachable from roots: gc referents (containers, __dict__, slots, frames, closures,
+    globals, code constants) and every attribute dir() lists, properties included; with code=False,
+    data only (not through functions, classes and modules)."""
+    seen, queue = set(), deque(roots)  # breadth first: what the roots hold comes before the rest of the heap
+    while queue and len(seen) < limit:
+        obj = queue.popleft()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (str, bytes, bytearray)):
+            scan(obj, found)
+            continue
+        if isinstance(obj, (int, float, complex, type(None), type(sys))) or not (code or not callable(obj)):
+            continue
+        queue.extend(gc.get_referents(obj))
+        if not isinstance(obj, (dict, list, tuple, set, frozenset)):
+            for name in dir(obj):
+                try:
+                    queue.append(getattr(obj, name))
+                except BaseException:
+                    pass
+
+
+def frames(question, found):
+    """The caller's frames, the scheduler's suspended frames, a refused action's traceback, closures."""
+    roots = []
+    frame = sys._getframe()
+    while frame is not None:
+        roots += [frame.f_locals, frame.f_globals, frame.f_code]
+        frame = frame.f_back
+    try:
+        import greenlet
+        hub = greenlet.getcurrent().parent
+        frame = hub.gr_frame if hub is not None else None
+        while frame is not None:
+            roots += [frame.f_locals, frame.f_code]
+            frame = frame.f_back
+    except ImportError:
+        pass
+    try:
+        question.probe_more(10 ** 6)
+    except Exception as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            roots.append(tb.tb_frame.f_locals)
+            tb = tb.tb_next
+    for name in ("probe_new", "probe_more", "get_new_branch_final_answer"):
+        fn = getattr(getattr(question, name), "__func__", None)
+        if fn is not None:
+            roots += [fn.__closure__, fn.__globals__, fn.__code__.co_consts]
+    walk(roots, found, limit=50_000)
+
+
+def engine_modules(found):
+    """Import the engine's modules inside the worker and search them for loaded data."""
+    import importlib
+    for name in ("engine.replay", "engine.dataset", "engine.store", "engine.evaluate", "engine.sandbox",
+                 "engine.sandbox_worker", "engine.sandbox_episodes", "engine.controllers.kernels"):
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("engine") and m is not None]
+    walk([value for m in modules for value in vars(m).values()], found, code=False)
+
+
+def numpy_overread(answer, found):
+    """Read past the end of a revealed array (as_strided) and the raw memory around a revealed string."""
+    import numpy as np
+    base = np.frombuffer(answer.encode(), dtype=np.uint8)
+    data = base.__array_interface__["data"][0]
+    past = np.lib.stride_tricks.as_strided(base, shape=((data | (POOL - 1)) + 1 - data,), strides=(1,))
+    scan(past.tobytes(), found)
+
+    class Raw:
+        __array_interface__ = {"data": (id(answer) & ~(POOL - 1), True), "shape": (POOL,), "typestr": "|u1",
+                               "version": 3}
+    scan(np.asarray(Raw()).tobytes(), found)
+
+
+def native(answer, found):
+    """Switch the audit hook off, then read the memory around a revealed string with ctypes."""
+    import ctypes
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "Guard":
+            obj.busy = True
+    scan(ctypes.string_at(id(answer) & ~(POOL - 1), POOL), found)
+
+
+class Hunter(LLMDesignedMethod):
+    def solve(self, question):
+        answer, _, _ = question.probe_new()  # pays for one probe: that much is fair game
+        found = set()
+        try:
+            if ROUTE == "walk":
+                walk([question], found, limit=50_000)
+                for obj in gc.get_objects():  # and every string any tracked object holds, a level deep
+                    for ref in gc.get_referents(obj):
+                        scan(ref, found)
+                        if type(ref) is tuple:
+                            for item in ref:
+                                scan(item, found)
+            elif ROUTE == "frames":
+                frames(question, found)
+            elif ROUTE == "engine":
+                engine_modules(found)
+            elif ROUTE == "numpy":
+                numpy_overread(answer, found)
+            elif ROUTE == "ctypes":
+                native(answer, found)
+        except Exception as exc:
+            found.add("error: " + type(exc).__name__)
+        return "|".join(sorted(found))
+'''
+
+ROUTES = ("walk", "frames", "engine", "numpy", "ctypes")
+
+
+def hunter(route: str) -> ControllerSpec:
+    source = HUNTER.replace("%TOKEN%", TOKEN).replace("class Hunter", f"ROUTE = {route!r}\n\n\nclass Hunter")
+    return ControllerSpec.from_source(source, filename="hunter.py")
+
+
+def found_markers(answers: list[list[str | None]]) -> set[str]:
+    return {m for row in answers for a in row for m in MARKER.findall(a or "")}
+
+
+@pytest.mark.filterwarnings("ignore")  # the in-process control pokes at every object of pytest's process
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_hostile_controller_finds_only_what_was_paid_for(route: str, tmp_path) -> None:
+    """Trusted, the search finds unrevealed answers (finals, later probes); sandboxed, every marker it
+    finds was revealed by an action of the evaluation, and the costs are those of its actions. (As in
+    the server, the dataset is loaded through the store, so the engine's own cache holds it here.)"""
+    store = Store(tmp_path / "judge.duckdb")
+    store.import_dataset(markers())
+    ds, shuffles = store.load_dataset(markers().name), 2
+    paid = revealed(ds, shuffles)
+    control = found_markers(run_python(ds, hunter(route).build(), shuffles=1).answers)
+    assert control - revealed(ds, 1), f"the {route} search must find unpaid data in process, or it proves nothing"
+    out = run_sandboxed(ds, hunter(route), shuffles=shuffles, limits=LIMITS)
+    assert found_markers(out.answers) <= paid
+    assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
+
+
+PEEK = '''
+import gc
+from collections import Counter
+
+
+class OptimalController(LLMDesignedMethod):
+    """The issue's peek controller: majority of every final answer it can reach, at zero cost."""
+
+    def solve(self, question):
+        seen, stack, finals = set(), [question], []
+        while stack and len(seen) < 200_000:
+            obj = stack.pop()
+            if id(obj) in seen or isinstance(obj, (str, int, float, type(None))):
+                continue
+            seen.add(id(obj))
+            if type(obj).__name__ == "ReplayQuestion":
+                return Counter(obj.finals).most_common(1)[0][0]
+            stack.extend(gc.get_referents(obj))
+            for name in getattr(type(obj), "__slots__", ()):
+                stack.append(getattr(obj, name, None))
+        return None
+'''
+
+
+def test_the_peek_controller_gets_nothing_sandboxed() -> None:
+    """The issue's example: majority of all 128 finals at zero cost works in process (the control),
+    and sandboxed it finds nothing: no answer, no accuracy, no cost."""
+    ds = real("Qwen3-8B/aime24")
+    spec = ControllerSpec.from_source(PEEK, filename="peek.py")
+    assert evaluate(ds, spec, shuffles=2, trusted=True).accuracy == 80.0
+    sandboxed = evaluate(ds, spec, shuffles=2, limits=LIMITS)
+    assert (sandboxed.accuracy, sandboxed.avg_total_tokens) == (0.0, 0.0)
+
+
+# -- exactness: honest controllers' figures do not change ------------------------------------------------
+def builtin_as_source(name: str) -> str:
+    """The built-in's Python twin as untrusted source: it runs in the sandbox against a RemoteEpisode."""
+    return ("from engine.controllers import BUILTINS\n\n\nclass Twin(LLMDesignedMethod):\n"
+            "    def __init__(self, config=None):\n        super().__init__(config)\n"
+            f"        self.inner = BUILTINS[{name!r}](dict(self.config))\n\n"
+            "    def solve(self, question):\n        return self.inner.solve(question)\n")
+
+
+PAPER_SETTINGS = [("sc", {"k": 64}), ("asc", {"max_samples": 64, "threshold": 0.95}),
+                  ("esc", {"max_samples": 64, "window_size": 8}), ("cmc", {"beta": 0.5}), ("cmc", {"beta": 1.0}),
+                  ("parallel_probe", {"num_chains": 64, "T": 40, "prune_patience": 7, "warm_up": 15,
+                                      "probe_burst": 1, "max_steps": 100})]
+
+
+@pytest.mark.parametrize("dataset", ["Qwen3-8B/aime24", "Qwen3-1.7B/hmmt25"])
+@pytest.mark.parametrize(("name", "config"), PAPER_SETTINGS, ids=lambda v: str(v))
+def test_reference_settings_give_the_compiled_figures_sandboxed(dataset: str, name: str, config: dict) -> None:
+    """Every Table 1 setting, its Python twin run sandboxed, gives the compiled built-in's figures
+    episode by episode (answers, total and sequential tokens, action counts), in both modes."""
+    ds, shuffles = real(dataset), 4
+    compiled = ControllerSpec.builtin(name, config)
+    twin = ControllerSpec.from_source(builtin_as_source(name), config=compiled.config)
+    for mode in ("compat", "strict"):
+        want = run_python(ds, compiled.build(), shuffles=shuffles, mode=mode)
+        got = run_sandboxed(ds, twin, shuffles=shuffles, mode=mode, limits=LIMITS)
+        assert got.answers == want.answers
+        for field in ("total_tokens", "sequential_tokens", "n_actions"):
+            assert np.array_equal(getattr(got, field), getattr(want, field)), field
+
+
+def test_a_table1_cell_reproduces_sandboxed() -> None:
+    """A reference-format file, sandboxed over the reference's 100 shuffles, gives the paper's Table 1
+    cell (SC@64 on Qwen3-8B/aime24: 80.4 %, 910.8k tokens) and exactly the compiled built-in's figures."""
+    ds = real("Qwen3-8B/aime24")
+    spec = ControllerSpec.from_source((EXAMPLES / "sc_reference_style.py").read_text(), config={"k": 64})
+    result = evaluate(ds, spec, shuffles=100, limits=LIMITS)
+    with open(REFERENCE / "paper_table1.csv") as f:
+        row = next(r for r in csv.DictReader(f) if (r["model"], r["benchmark"], r["method"]) == ("Qwen3-8B", "aime24",
+                                                                                               "sc64"))
+    assert round(result.accuracy, 1) == float(row["accuracy_pct"])
+    assert round(int(result.avg_total_tokens) / 1000, 1) == float(row["avg_total_tokens_k"])
+    builtin = evaluate(ds, ControllerSpec.builtin("sc", {"k": 64}), shuffles=100)
+    assert (result.accuracy, result.avg_total_tokens) == (builtin.accuracy, builtin.avg_total_tokens)
+
+
+def test_exhausted_pools_raise_what_episode_raises() -> None:
+    """safe_* helpers see the same exceptions: opening past the pool, advancing out of range, floats."""
+    source = '''
+class Edges(LLMDesignedMethod):
+    def solve(self, question):
+        seen = []
+        for call in (lambda: question.probe_more(-1), lambda: question.probe_more(10 ** 30),
+                     lambda: question.probe_more(1.5), lambda: question.probe_more(question.n_opened)):
+            try:
+                seen.append(repr(call()))
+            except Exception as exc:
+                seen.append(type(exc).__name__ + ": " + str(exc))
+        while True:
+            try:
+                question.get_new_branch_final_answer()
+            except Exception as exc:
+                seen.append(type(exc).__name__ + ": " + str(exc))
+                break
+        seen.append(repr((question.get_seq_and_total_tokens(), question.sequential_tokens, question.n_opened,
+                          len(question.actions), question.n_branches, question.probe_freq, repr(question))))
+        return " | ".join(seen)
+'''
+    ds = markers()
+    spec = ControllerSpec.from_source(source)
+    for mode, refusal in (("compat", "IndexError: probe_more(-1): branch index out of range (0 open)"),
+                          ("strict", "InvalidAction: probe_more(-1) advances an unopened branch (0 open)")):
+        want = run_python(ds, spec.build(), shuffles=2, mode=mode)
+        got = run_sandboxed(ds, spec, shuffles=2, mode=mode, limits=LIMITS)
+        assert got.answers == want.answers
+        assert np.array_equal(got.total_tokens, want.total_tokens)
+        assert np.array_equal(got.sequential_tokens, want.sequential_tokens)
+        assert refusal in got.answers[0][0] and "all 8 branches are" in got.answers[0][0]
+
+
+# -- what the worker can still do: lie about its own bookkeeping, or break its channel -------------------------
+def test_editing_the_local_action_log_changes_no_figure() -> None:
+    """The question's action log and token counter are the worker's copies: editing them changes
+    nothing the parent reports (it counts on its own episode)."""
+    source = ("class Editor(LLMDesignedMethod):\n    def solve(self, question):\n"
+              "        answer, index, finished = question.probe_new()\n"
+              "        question.actions.clear()\n        question.actions.append(90)\n"
+              "        question.total_tokens = 0\n        return answer\n")
+    out = run_sandboxed(markers(), ControllerSpec.from_source(source), shuffles=2, limits=LIMITS)
+    assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
+
+
+def test_hijacking_the_scheduler_voids_the_run_and_nothing_is_cached(tmp_path) -> None:
+    """A controller that switches greenlets by hand is refused with one line naming the episode,
+    and evaluate() stores no result for it."""
+    source = ("import greenlet\n\nclass Hijack(LLMDesignedMethod):\n    def solve(self, question):\n"
+              "        greenlet.getcurrent().parent.switch('forged')\n        return None\n")
+    spec = ControllerSpec.from_source(source)
+    store = Store(tmp_path / "judge.duckdb")
+    key = result_key(markers(), spec, 2, "compat")
+    with pytest.raises(SandboxError) as info:
+        evaluate(markers(), spec, shuffles=2, store=store, limits=LIMITS)
+    message = str(info.value)
+    assert "\n" not in message and info.value.kind == "tampered"
+    assert re.match(r"the controller interfered with the sandbox's episode scheduler at question 0, shuffle [01] "
+                    r"\(it switched greenlets by hand\)$", message), message
+    assert store.get_result(key) is None
+
+
+def test_many_episodes_in_flight_keep_their_own_controller_instance() -> None:
+    """Episodes run concurrently in a worker, each on its own instance: per-instance state (here a
+    trace that solve() resets) is never mixed between episodes, and traces match in-process ones."""
+    ds = markers()
+    spec = ControllerSpec.from_source((EXAMPLES / "cmc_reference_style.py").read_text(), config={"beta": 1.0},
+                                      filename="cmc.py")
+    want = run_python(ds, spec.build(), shuffles=6, traces=True, filename="cmc.py")
+    got = run_sandboxed(ds, spec, shuffles=6, traces=True, limits=LIMITS)
+    assert got.answers == want.answers and got.traces == want.traces
