@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_eval
+from engine import cli_discover, cli_eval
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError
@@ -47,7 +47,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     lst.add_argument("--json", action="store_true", help="print JSON")
 
     handlers = {"import": run_import, "export": run_export, "datasets": run_datasets}
-    return parser, handlers | cli_eval.add_parsers(sub)
+    return parser, handlers | cli_eval.add_parsers(sub) | cli_discover.add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
