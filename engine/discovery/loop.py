@@ -27,7 +27,7 @@ from engine.discovery.prompts import Entry, Prompt, build_prompt, extract_code, 
 from engine.discovery.proposers import LLMProposer, OfflineProposer, ProposerError
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, Candidate, Evaluation, RoundRecord, Session
 from engine.discovery.validate import smoke_dataset, validate
-from engine.evaluate import ControllerSpec, SandboxOptions, evaluate, run_episodes
+from engine.evaluate import ControllerSpec, SandboxOptions, evaluate, run_episodes, sweep
 from engine.store import Store
 
 TRACE_EVENTS = (12, 4)  # events shown from the start and the end of a failing episode
@@ -130,13 +130,13 @@ class _Runner:
     def run(self) -> None:
         self._seeds()
         while True:
-            done = {r.round for r in sessions.list_rounds(self.store, self.name)}
-            rnd = max(done, default=0) + 1
+            records = sessions.list_rounds(self.store, self.name)
+            rnd = max((r.round for r in records), default=0) + 1
             if rnd > self.cfg.rounds:
                 raise _Stop("done", f"{self.cfg.rounds} rounds done")
             start = time.monotonic()
             if self.cfg.offline:
-                self._offline_round(rnd)
+                self._offline_round(rnd, records)
             else:
                 self._llm_round(rnd)
             self._emit("round", rnd, "done", self._round_line(rnd, time.monotonic() - start))
@@ -150,13 +150,13 @@ class _Runner:
         return self.elapsed0 + time.monotonic() - self.t0
 
     def _step(self, rnd: int, step: str) -> None:
-        """Start a step: stop here if asked to or out of budget, else record where we are."""
-        self._check_stop()
-        sessions.update_session(self.store, self.name, step=step, round=rnd, elapsed_seconds=self._elapsed())
+        """Start a step: record where we are, then stop here if asked to or out of budget."""
+        session = sessions.begin_step(self.store, self.name, step, rnd, self._elapsed())
+        self._check_stop(session)
         self._emit("step", rnd, step, f"round {rnd}: {step}")
 
-    def _check_stop(self) -> None:
-        session = sessions.get_session(self.store, self.name)
+    def _check_stop(self, session: Session | None = None) -> None:
+        session = session or sessions.get_session(self.store, self.name)
         if session.stop_requested or (self.cancel is not None and self.cancel.is_set()):
             raise _Stop("stopped", "stopped on request")
         if self.cfg.budget_seconds is not None and self._elapsed() >= self.cfg.budget_seconds:
@@ -281,50 +281,37 @@ class _Runner:
     def _history(self) -> list[Entry]:
         """The best ``top_k`` candidates as prompt entries: search figures only."""
         best = ranked(sessions.list_rounds(self.store, self.name))[: self.cfg.top_k]
+        cands = {(c.round, c.attempt): c for c in sessions.list_candidates(self.store, self.name)}
+        evals = sessions.list_evaluations(self.store, self.name, SEARCH)
         entries = []
         for r in best:
-            cand = sessions.get_candidate(self.store, self.name, r.round, r.attempt)
-            entries.append(Entry(r.round, r.summary, cand.code if cand else None, self._curve(r.round, r.attempt),
-                                 r.trace))
+            cand = cands.get((r.round, r.attempt))
+            curve: dict[float, dict[str, tuple[float, float]]] = {}
+            for e in evals:
+                if (e.round, e.attempt) == (r.round, r.attempt):
+                    curve.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
+            entries.append(Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace))
         return entries
 
-    def _curve(self, rnd: int, attempt: int) -> list[tuple[float, dict[str, tuple[float, float]]]]:
-        rows: dict[float, dict[str, tuple[float, float]]] = {}
-        for e in sessions.list_evaluations(self.store, self.name, SEARCH, rnd, attempt):
-            rows.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
-        return sorted(rows.items())
-
     # -- an offline round ---------------------------------------------------------------------------------
-    def _offline_round(self, rnd: int) -> None:
+    def _offline_round(self, rnd: int, records: list[RoundRecord]) -> None:
         start = time.monotonic()
-        records = sessions.list_rounds(self.store, self.name)
         best = ranked(records)
         cand = sessions.get_candidate(self.store, self.name, rnd, 0)
         if cand is None:
-            call = sessions.get_call(self.store, self.name, rnd, "propose", 0)
-            if call is None or call.response is None:
-                self._step(rnd, "ask")
-                asked = time.monotonic()
-                params = self.offline.ask(self._trials(records))
-                sessions.put_prompt(self.store, self.name, rnd, "propose", 0, "", 0)
-                sessions.put_response(self.store, self.name, rnd, "propose", 0, response=json.dumps(params),
-                                      completion_tokens=0, usd=0.0, seconds=time.monotonic() - asked)
-            else:
-                params = json.loads(call.response)
-            cand = Candidate(rnd, 0, "propose", "family", None, family.describe(params), params, True, None, 0.0)
-            sessions.put_candidate(self.store, self.name, cand)
+            self._step(rnd, "ask")
+            params = self.offline.ask(self._trials(records))
+            cand = Candidate(rnd, 0, "propose", "family", None, family.describe(params), params, True, None,
+                             time.monotonic() - start)
+            call = sessions.Call(rnd, "propose", 0, "", 0, json.dumps(params), 0, 0.0, cand.seconds, None)
+            sessions.put_answered(self.store, self.name, call, cand)
         self._record(rnd, cand, parent=best[0].round if best else None, seen=[best[0].round] if best else [],
                      start=start)
 
     def _trials(self, records: list[RoundRecord]) -> list[tuple[family.Params, float, float]]:
         """Every evaluated family member with its search accuracy and tokens (held-out never enters)."""
-        out = []
-        for r in records:
-            if r.score is None:
-                continue
-            cand = sessions.get_candidate(self.store, self.name, r.round, r.attempt)
-            out.append((cand.params, r.accuracy, r.tokens))
-        return out
+        cands = {(c.round, c.attempt): c for c in sessions.list_candidates(self.store, self.name)}
+        return [(cands[(r.round, r.attempt)].params, r.accuracy, r.tokens) for r in records if r.score is not None]
 
     # -- evaluation and the round record ------------------------------------------------------------
     def _spec(self, cand: Candidate, beta: float) -> ControllerSpec:
@@ -335,22 +322,36 @@ class _Runner:
         return ControllerSpec.from_source(cand.code, cand.class_name, {"beta": beta}, filename="candidate.py")
 
     def _evaluate(self, rnd: int, cand: Candidate, split: str, datasets: list) -> tuple[float, float]:
-        """Mean accuracy and tokens of the candidate's beta sweep on ``datasets`` (recorded pair by pair)."""
+        """Mean accuracy and tokens of the candidate's beta sweep on ``datasets``.
+
+        User code is recorded pair by pair (each pair takes seconds); a compiled candidate's pairs
+        (milliseconds each) run as one cached sweep and are recorded together.
+        """
         have = {(e.dataset, e.beta): e for e in sessions.list_evaluations(self.store, self.name, split, rnd,
                                                                             cand.attempt)}
-        for ds in datasets:
-            for beta in self.cfg.betas:
-                if (ds.name, beta) in have:
-                    continue
+        pending = [(ds, beta) for ds in datasets for beta in self.cfg.betas if (ds.name, beta) not in have]
+        if cand.kind == "source":
+            for ds, beta in pending:
                 self._check_stop()
                 res = evaluate(ds, self._spec(cand, beta), shuffles=self.cfg.shuffles, store=self.store,
                                limits=self.limits, cancel=self.cancel)
-                e = Evaluation(rnd, cand.attempt, split, ds.name, beta, res.key, res.accuracy, res.avg_total_tokens,
-                               res.seconds, res.cached)
-                sessions.put_evaluation(self.store, self.name, e)
-                have[(ds.name, beta)] = e
+                self._put_evaluations(rnd, cand, split, [(ds, beta, res)], have)
+        else:
+            for ds in datasets:
+                betas = [b for d, b in pending if d is ds]
+                results = sweep([ds], [self._spec(cand, b) for b in betas], shuffles=self.cfg.shuffles,
+                                store=self.store) if betas else []
+                self._put_evaluations(rnd, cand, split, [(ds, b, r) for b, r in zip(betas, results, strict=True)],
+                                      have)
         values = list(have.values())
         return (sum(e.accuracy for e in values) / len(values), sum(e.tokens for e in values) / len(values))
+
+    def _put_evaluations(self, rnd: int, cand: Candidate, split: str, done: list, have: dict) -> None:
+        evals = [Evaluation(rnd, cand.attempt, split, ds.name, beta, res.key, res.accuracy, res.avg_total_tokens,
+                            res.seconds, res.cached) for ds, beta, res in done]
+        if evals:
+            sessions.put_evaluations(self.store, self.name, evals)
+        have.update({(e.dataset, e.beta): e for e in evals})
 
     def _record(self, rnd: int, cand: Candidate, *, parent: int | None, seen: list[int], start: float) -> None:
         self._step(rnd, "evaluate")
@@ -384,6 +385,8 @@ class _Runner:
         sessions.put_round(self.store, self.name, record, current_round=record.round)
 
     def _round_costs(self, rnd: int) -> tuple[int, float]:
+        if self.cfg.offline:
+            return 0, 0.0
         calls = [c for c in sessions.list_calls(self.store, self.name) if c.round == rnd]
         prompt_tokens = next((c.prompt_tokens for c in calls if c.purpose == "propose"), 0)
         return prompt_tokens, sum(c.usd or 0.0 for c in calls)

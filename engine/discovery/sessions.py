@@ -7,7 +7,7 @@ steps it finished and nothing half-written.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,6 +159,15 @@ def update_session(store: Store, name: str, **changes: Any) -> None:
                     [*changes.values(), _now(), name])
 
 
+def begin_step(store: Store, name: str, step: str, rnd: int, elapsed: float) -> Session:
+    """Record the step a session starts and return its row (one connection: steps are frequent)."""
+    with store.writing() as con:
+        con.execute("UPDATE discovery_sessions SET step = ?, round = ?, elapsed_seconds = ?, updated_at = ? "
+                    "WHERE name = ?", [step, rnd, elapsed, _now(), name])
+        row = con.execute(f"SELECT {_SESSION_COLS} FROM discovery_sessions WHERE name = ?", [name]).fetchone()
+    return _session(row)
+
+
 def request_stop(store: Store, name: str) -> None:
     """Ask the session's process to stop at its next step boundary."""
     get_session(store, name)
@@ -209,6 +218,14 @@ def put_response(store: Store, session: str, rnd: int, purpose: str, attempt: in
         con.execute("UPDATE discovery_sessions SET spent_usd = spent_usd + ? WHERE name = ?", [usd, session])
 
 
+def put_answered(store: Store, session: str, call: Call, candidate: Candidate) -> None:
+    """Record a request already answered (the offline sampler's) with its candidate, in one transaction."""
+    with store.writing() as con:
+        con.execute(f"INSERT OR REPLACE INTO discovery_calls (session, {_CALL_COLS}, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [session, *astuple(call), _now()])
+        _insert_candidate(con, session, candidate)
+
+
 # -- candidates -----------------------------------------------------------------------------------
 _CAND_COLS = "round, attempt, origin, kind, class_name, code, params, valid, error, seconds"
 
@@ -235,10 +252,14 @@ def _candidate(row: tuple) -> Candidate:
 
 def put_candidate(store: Store, session: str, c: Candidate) -> None:
     with store.writing() as con:
-        con.execute(f"INSERT OR REPLACE INTO discovery_candidates (session, {_CAND_COLS}, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [session, c.round, c.attempt, c.origin, c.kind, c.class_name, c.code,
-                     json.dumps(c.params) if c.params is not None else None, c.valid, c.error, c.seconds, _now()])
+        _insert_candidate(con, session, c)
+
+
+def _insert_candidate(con: Any, session: str, c: Candidate) -> None:
+    con.execute(f"INSERT OR REPLACE INTO discovery_candidates (session, {_CAND_COLS}, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [session, c.round, c.attempt, c.origin, c.kind, c.class_name, c.code,
+                 json.dumps(c.params) if c.params is not None else None, c.valid, c.error, c.seconds, _now()])
 
 
 # -- evaluations ----------------------------------------------------------------------------------
@@ -256,12 +277,13 @@ def list_evaluations(store: Store, session: str, split: str, rnd: int | None = N
     return [Evaluation(*r) for r in rows]
 
 
-def put_evaluation(store: Store, session: str, e: Evaluation) -> None:
+def put_evaluations(store: Store, session: str, evals: list[Evaluation]) -> None:
+    """Record evaluations in one transaction."""
     with store.writing() as con:
-        con.execute(f"INSERT OR REPLACE INTO discovery_evaluations (session, {_EVAL_COLS}, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [session, e.round, e.attempt, e.split, e.dataset, e.beta, e.result_key, e.accuracy, e.tokens,
-                     e.seconds, e.cached, _now()])
+        con.executemany(f"INSERT OR REPLACE INTO discovery_evaluations (session, {_EVAL_COLS}, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[session, e.round, e.attempt, e.split, e.dataset, e.beta, e.result_key, e.accuracy, e.tokens,
+                          e.seconds, e.cached, _now()] for e in evals])
 
 
 # -- rounds ---------------------------------------------------------------------------------------
