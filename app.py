@@ -18,6 +18,7 @@ PAGES = [
     st.Page("pages/frontier.py", title="Frontier", icon=":material/show_chart:", url_path="frontier"),
     st.Page("pages/explorer.py", title="Data explorer", icon=":material/grid_on:", url_path="explorer"),
     st.Page("pages/episode.py", title="Episode viewer", icon=":material/timeline:", url_path="episode"),
+    st.Page("pages/discovery.py", title="Discovery", icon=":material/psychology:", url_path="discovery"),
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")

@@ -74,6 +74,15 @@ def curves(store: Store, name: str, split: str = SEARCH) -> list[Point]:
             for e in sessions.list_evaluations(store, name, split)]
 
 
+def best_curve(store: Store, name: str) -> list[Point]:
+    """The search figures of the session's best candidate (for comparing sessions)."""
+    best = ranked(sessions.list_rounds(store, name))
+    if not best:
+        return []
+    return [Point(name, e.dataset, e.beta, e.accuracy, e.tokens)
+            for e in sessions.list_evaluations(store, name, SEARCH, best[0].round, best[0].attempt)]
+
+
 def heldout_curves(store: Store, name: str) -> list[Point]:
     """The held-out figures (display only)."""
     return curves(store, name, HELDOUT)
