@@ -45,17 +45,19 @@ def new_session_form(store: Store) -> None:
     datasets = [d.name for d in store.list_datasets()]
     with st.form("new_session"):
         c1, c2 = st.columns(2)
-        proposer = c1.text_input("Proposer (litellm model string, or 'offline')", OFFLINE)
-        api_base = c2.text_input("API base (optional, e.g. http://127.0.0.1:8080/v1)")
+        proposer = c1.text_input("Proposer (litellm model string, or 'offline')", OFFLINE, key="new_proposer")
+        api_base = c2.text_input("API base (optional, e.g. http://127.0.0.1:8080/v1)", key="new_api_base")
         api_key = c2.text_input("API key (this session only; never stored)", type="password")
-        name = c1.text_input("Session name", f"session-{len(sessions.list_sessions(store)) + 1}")
-        search = st.multiselect("Search datasets", datasets, default=[d for d in datasets if d.endswith("/aime24")][:1])
-        heldout = st.multiselect("Held-out datasets (display only)", [d for d in datasets if d not in search])
+        name = c1.text_input("Session name", f"session-{len(sessions.list_sessions(store)) + 1}", key="new_name")
+        search = st.multiselect("Search datasets", datasets, default=[d for d in datasets if d.endswith("/aime24")][:1],
+                                key="new_search")
+        heldout = st.multiselect("Held-out datasets (display only)", [d for d in datasets if d not in search],
+                                 key="new_heldout")
         c1, c2, c3, c4 = st.columns(4)
-        rounds = c1.number_input("Rounds", 1, 1000, 5)
+        rounds = c1.number_input("Rounds", 1, 1000, 5, key="new_rounds")
         budget_usd = c2.number_input("Budget $ (0 = none)", 0.0, 10_000.0, 0.0)
         budget_minutes = c3.number_input("Wall clock, minutes (0 = none)", 0.0, 10_000.0, 0.0)
-        shuffles = c4.number_input("Shuffles", 1, 1000, 20)
+        shuffles = c4.number_input("Shuffles", 1, 1000, 20, key="new_shuffles")
         objective = c1.selectbox("Objective", OBJECTIVES)
         gamma = c2.number_input("gamma (points per 1000 tokens)", 0.0, 10.0, 0.01, format="%.3f")
         retries = c3.number_input("Retries", 0, 10, 2)
