@@ -208,15 +208,12 @@ class _Runner:
         entries = self._history()
         seen = [e.round for e in entries]
         chosen, last = None, None
-        prompt_tokens = 0
         for attempt in range(self.cfg.retries + 1):
             cand = sessions.get_candidate(self.store, self.name, rnd, attempt)
             if cand is None:
                 retry = None if last is None else (last.code or "(no code block found)", last.error or "")
-                reply, tokens = self._ask(rnd, "propose", attempt,
-                                          lambda r=retry: build_prompt(entries, self.cfg.prompt_budget,
-                                                                       self.llm.count_tokens, retry=r))
-                prompt_tokens = prompt_tokens or tokens
+                reply = self._ask(rnd, "propose", attempt, lambda r=retry: build_prompt(
+                    entries, self.cfg.prompt_budget, self.llm.count_tokens, retry=r))
                 self._step(rnd, "validate")
                 cand = self._validated(rnd, attempt, "propose", extract_code(reply))
             if cand.valid:
@@ -234,7 +231,7 @@ class _Runner:
         attempt = self.cfg.retries + 1
         revised = sessions.get_candidate(self.store, self.name, rnd, attempt)
         if revised is None:
-            reply, _ = self._ask(rnd, "critic", 0, lambda: build_prompt(
+            reply = self._ask(rnd, "critic", 0, lambda: build_prompt(
                 entries, self.cfg.prompt_budget, self.llm.count_tokens, critic_code=chosen.code))
             code = extract_code(reply)
             if code is None or code.strip() == (chosen.code or "").strip():
@@ -243,18 +240,18 @@ class _Runner:
             revised = self._validated(rnd, attempt, "critic", code)
         return revised if revised.valid else chosen
 
-    def _ask(self, rnd: int, purpose: str, attempt: int, build: Callable[[], Prompt]) -> tuple[str, int]:
+    def _ask(self, rnd: int, purpose: str, attempt: int, build: Callable[[], Prompt]) -> str:
         """The reply to a request: the stored one, else ask (storing the prompt first, then the answer)."""
         call = sessions.get_call(self.store, self.name, rnd, purpose, attempt)
         if call is not None and call.response is not None:
-            return call.response, call.prompt_tokens
+            return call.response
         self._step(rnd, "prompt" if purpose == "propose" else "critic")
         if call is None:
             prompt = build()
             sessions.put_prompt(self.store, self.name, rnd, purpose, attempt, prompt.text, prompt.tokens)
-            text, tokens = prompt.text, prompt.tokens
+            text = prompt.text
         else:
-            text, tokens = call.prompt, call.prompt_tokens
+            text = call.prompt
         self._step(rnd, "ask" if purpose == "propose" else "critic: ask")
         try:
             reply = self.llm.ask(text)
@@ -264,7 +261,7 @@ class _Runner:
             raise _Stop("failed", f"round {rnd}: the proposer failed: {exc}") from None
         sessions.put_response(self.store, self.name, rnd, purpose, attempt, response=reply.text,
                               completion_tokens=reply.completion_tokens, usd=reply.usd, seconds=reply.seconds)
-        return reply.text, tokens
+        return reply.text
 
     def _validated(self, rnd: int, attempt: int, origin: str, code: str | None) -> Candidate:
         start = time.monotonic()
