@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/explorer.py", title="Data explorer", icon=":material/grid_on:", url_path="explorer"),
     st.Page("views/episode.py", title="Episode viewer", icon=":material/timeline:", url_path="episode"),
     st.Page("views/live.py", title="Live generation", icon=":material/bolt:", url_path="live"),
+    st.Page("views/discovery.py", title="Discovery", icon=":material/psychology:", url_path="discovery"),
 ]
 
 st.set_page_config(page_title="TTS Lab", page_icon=":material/science:", layout="wide")

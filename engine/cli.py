@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import cli_doctor, cli_eval, cli_generate, cli_saved, cli_simulate, cli_stores, transfer
+from engine import cli_discover, cli_doctor, cli_eval, cli_generate, cli_saved, cli_simulate, cli_stores, transfer
 from engine.controllers.loader import ControllerError
 from engine.formats.autotts import FormatError
 from engine.store import EXPORT_FORMATS, DatasetInfo, Store, StoreError, schema_version
@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     cli_generate,
     cli_stores,
     cli_saved,
+    cli_discover,
 )
 
 _SUFFIX = {"autotts": ".json", "parquet": ".parquet"}

@@ -22,6 +22,24 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
 - ``saved_controllers(id, name, class_name, source, note, parent, origin, created_at)``: controller
   code a user saved (``engine.saved``). ``id`` (key) is the content hash of source + class name;
   ``parent`` the id it was edited from; ``origin`` JSON lineage (e.g. a discovery session and round).
+- Discovery sessions (``engine.discovery.sessions`` owns the queries; ``round`` 0 holds the seeds,
+  ``attempt`` numbers the candidates of a round: retries, then the critic's revision, or the seed index):
+  ``discovery_sessions(name, config, status, step, round, spent_usd, elapsed_seconds, pid,
+  stop_requested, message, created_at, updated_at)``: one row per session; ``config`` JSON (never an
+  API key); ``status`` running/stopped/done/budget/failed; ``step`` the step in progress.
+  ``discovery_calls(session, round, purpose, attempt, prompt, prompt_tokens, response,
+  completion_tokens, usd, seconds, error, created_at)``: every proposer request (``purpose`` propose or
+  critic); the prompt is written before the request, the response after, so a stored answer is never
+  asked again. ``discovery_candidates(session, round, attempt, origin, kind, class_name, code, params,
+  valid, error, seconds, created_at)``: each extracted candidate and its validation (``kind`` source,
+  family or builtin; ``params`` JSON). ``discovery_evaluations(session, round, attempt, split, dataset,
+  beta, result_key, accuracy, tokens, seconds, cached, created_at)``: one row per (dataset, beta)
+  evaluation of a candidate (``split`` search or heldout); ``cached`` marks a result already in ``results``.
+  ``discovery_rounds(session, round, attempt, parent, seen, summary, score, accuracy, tokens,
+  heldout_accuracy, heldout_tokens, trace, prompt_tokens, usd, seconds, completed_at)``: a finished
+  round: its chosen candidate (``attempt`` -1 when none was valid), ``parent`` the round shown as the
+  best, ``seen`` (JSON) the rounds the prompt showed, its search figures and, apart, its held-out
+  figures (never read by selection).
 - Generation (migration 4, queries in ``engine.generation.records``):
   ``gen_runs(dataset, status, backend, settings, n_questions, n_branches, generated_tokens,
   generate_seconds, probe_seconds, created_at, updated_at)``: one collection, keyed by the dataset
@@ -111,6 +129,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE saved_controllers (
             id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, class_name VARCHAR NOT NULL, source VARCHAR NOT NULL,
             note VARCHAR NOT NULL, parent VARCHAR, origin JSON NOT NULL, created_at TIMESTAMP NOT NULL);
+    """),
+    (3, """
+        CREATE TABLE discovery_sessions (
+            name VARCHAR PRIMARY KEY, config JSON NOT NULL, status VARCHAR NOT NULL, step VARCHAR NOT NULL,
+            round INTEGER NOT NULL, spent_usd DOUBLE NOT NULL, elapsed_seconds DOUBLE NOT NULL, pid INTEGER,
+            stop_requested BOOLEAN NOT NULL, message VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL);
+        CREATE TABLE discovery_calls (
+            session VARCHAR NOT NULL, round INTEGER NOT NULL, purpose VARCHAR NOT NULL, attempt INTEGER NOT NULL,
+            prompt VARCHAR NOT NULL, prompt_tokens INTEGER NOT NULL, response VARCHAR, completion_tokens INTEGER,
+            usd DOUBLE, seconds DOUBLE, error VARCHAR, created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (session, round, purpose, attempt));
+        CREATE TABLE discovery_candidates (
+            session VARCHAR NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, origin VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, class_name VARCHAR, code VARCHAR, params JSON, valid BOOLEAN NOT NULL,
+            error VARCHAR, seconds DOUBLE NOT NULL, created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (session, round, attempt));
+        CREATE TABLE discovery_evaluations (
+            session VARCHAR NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, split VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL, beta DOUBLE NOT NULL, result_key VARCHAR NOT NULL, accuracy DOUBLE NOT NULL,
+            tokens DOUBLE NOT NULL, seconds DOUBLE NOT NULL, cached BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (session, round, attempt, split, dataset, beta));
+        CREATE TABLE discovery_rounds (
+            session VARCHAR NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, parent INTEGER,
+            seen JSON NOT NULL, summary VARCHAR NOT NULL, score DOUBLE, accuracy DOUBLE, tokens DOUBLE,
+            heldout_accuracy DOUBLE, heldout_tokens DOUBLE, trace VARCHAR NOT NULL, prompt_tokens INTEGER NOT NULL,
+            usd DOUBLE NOT NULL, seconds DOUBLE NOT NULL, completed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (session, round, attempt));
     """),
     (4, """
         CREATE TABLE gen_runs (

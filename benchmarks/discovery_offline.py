@@ -1,0 +1,179 @@
+"""Discovery figures, measured in one run: python benchmarks/discovery_offline.py [--trials 200]
+
+Prints:
+  1. seconds per round spent evaluating a candidate on 4 search datasets x 11 betas (100 shuffles):
+     a Python controller file (sandboxed, all cores) against a member of the parameterised family
+     (compiled kernel), side by side;
+  2. prompt size in tokens for rounds 1..5 (history of 1..3 candidates, the default 6000-token budget);
+  3. an offline (Optuna) session of --trials trials on the four Qwen3 models' AIME24 as search set,
+     then its best candidate against CMC at the same betas on the held-out AIME25 + HMMT25 (100 shuffles).
+Results of part 3 are also written as JSON (--json) for the figures in docs/discovery.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.controllers import BETAS
+from engine.discovery import SessionConfig, family, ranked, run_session, sessions, start_session
+from engine.discovery.prompts import Entry, build_prompt
+from engine.discovery.sessions import SEARCH
+from engine.evaluate import ControllerSpec, evaluate
+from engine.paths import PROJECT_ROOT, data_dir
+from engine.store import Store
+
+MODELS = ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")
+SEARCH_SETS = tuple(f"{m}/aime24" for m in MODELS)
+HELDOUT_SETS = tuple(f"{m}/{b}" for m in MODELS for b in ("aime25", "hmmt25"))
+PY_FILE = PROJECT_ROOT / "examples" / "controllers" / "cmc_reference_style.py"
+FULL_SHUFFLES = 100
+
+
+def sweep_seconds(store: Store, spec_at, shuffles: int = FULL_SHUFFLES) -> float:
+    """Wall-clock seconds to evaluate ``spec_at(beta)`` on the 4 search sets x 11 betas (no cache)."""
+    start = time.perf_counter()
+    for name in SEARCH_SETS:
+        ds = store.load_dataset(name)
+        for beta in BETAS:
+            evaluate(ds, spec_at(beta), shuffles=shuffles)
+    return time.perf_counter() - start
+
+
+def evaluation_section(store: Store, shuffles: int) -> None:
+    print(f"\n== Seconds per round evaluating 4 search datasets x 11 betas, {shuffles} shuffles "
+          f"(load average {os.getloadavg()[0]:.1f}) ==")
+    source = PY_FILE.read_text()
+    member = family.preset("cmc")
+    sweep_seconds(store, lambda b: family.spec(member, b), shuffles=2)  # compile the kernels once
+    compiled = sweep_seconds(store, lambda b: family.spec(member, b), shuffles)
+    python = sweep_seconds(store, lambda b: ControllerSpec.from_source(source, config={"beta": b},
+                                                                       filename=PY_FILE.name), shuffles)
+    print(f"{'Python file (sandboxed, ' + str(os.cpu_count()) + ' cores)':44}{python:9.1f} s   target <= 60 s  "
+          f"{'ok' if python <= 60 else 'MISSED'}")
+    print(f"{'parameterised family (compiled kernel)':44}{compiled:9.1f} s   {python / compiled:.0f}x faster")
+
+
+def prompt_section(store: Store) -> None:
+    import litellm
+
+    print("\n== Prompt size per round (tokens, cl100k via litellm; budget 6000) ==")
+    cmc = ControllerSpec.builtin("cmc")
+    curve = []
+    for beta in BETAS:
+        row = {n: (r.accuracy, r.avg_total_tokens) for n in SEARCH_SETS
+               for r in [evaluate(store.load_dataset(n), ControllerSpec.builtin("cmc", {"beta": beta}),
+                                  shuffles=20, store=store)]}
+        curve.append((beta, row))
+    codes = [Path(__import__("inspect").getsourcefile(type(cmc.build()))).read_text(), PY_FILE.read_text(),
+             (PROJECT_ROOT / "examples" / "controllers" / "sc_reference_style.py").read_text()]
+    entries = [Entry(i, f"candidate {i}", code, curve, "question 3, beta 1: answered '17', correct '33'\n  open ...")
+               for i, code in enumerate(codes)]
+
+    def count(text: str) -> int:
+        return litellm.token_counter(model="gpt-4o", messages=[{"role": "user", "content": text}])
+
+    for rnd in range(1, 6):
+        prompt = build_prompt(entries[: min(rnd, 3)], 6000, count)
+        retry = build_prompt(entries[: min(rnd, 3)], 6000, count, retry=(codes[1], "line 3: SyntaxError"))
+        print(f"round {rnd}: {len(prompt.seen)} candidates shown, {prompt.tokens:5d} tokens "
+              f"(retry prompt {retry.tokens}){' OVER BUDGET' if prompt.over_budget else ''}")
+
+
+def offline_section(store: Store, name: str, trials: int, shuffles: int, gamma: float, out: Path | None) -> None:
+    print(f"\n== Offline session: {trials} trials, search = AIME24 x 4 models, 11 betas, {shuffles} shuffles ==")
+    config = SessionConfig(name=name, proposer="offline", search=SEARCH_SETS, betas=BETAS, shuffles=shuffles,
+                           rounds=trials, objective="penalised", gamma=gamma)
+    start = time.perf_counter()
+    last = [start]
+
+    def show(event) -> None:
+        if event.kind == "round" and (event.round % 20 == 0 or event.round == trials):
+            now = time.perf_counter()
+            print(f"  {event.text}  [{(now - last[0]) / 20:.1f} s/trial]", flush=True)
+            last[0] = now
+
+    try:
+        sessions.get_session(store, name)
+        final = run_session(store, name, on_event=show, rounds=trials)
+    except sessions.UnknownSession:
+        final = start_session(store, config, on_event=show)
+    wall = time.perf_counter() - start
+    records = sessions.list_rounds(store, name)
+    seed, best = next(r for r in records if r.round == 0), ranked(records)[0]
+    print(f"{final.status}: {len(records) - 1} trials in {wall:.0f} s ({wall / max(1, len(records) - 1):.1f} s/trial)")
+    print(f"search (mean of 4 x 11): seed CMC acc {seed.accuracy:.2f}% tokens {seed.tokens / 1000:.1f}k score "
+          f"{seed.score:.2f} | best (trial {best.round}) acc {best.accuracy:.2f}% tokens {best.tokens / 1000:.1f}k "
+          f"score {best.score:.2f}")
+    params = sessions.get_candidate(store, name, best.round, best.attempt).params
+    print("best member's beta-maps:\n  " + family.describe(params).replace("\n", "\n  "))
+    table = heldout_table(store, params)
+    print(f"\nheld-out (AIME25 + HMMT25 x 4 models = 8 datasets, {FULL_SHUFFLES} shuffles), mean per beta:")
+    print(f"{'beta':>5} {'best acc%':>10} {'best ktok':>10} {'CMC acc%':>9} {'CMC ktok':>9}")
+    for row in table:
+        print(f"{row['beta']:5.1f} {row['best_acc']:10.2f} {row['best_tok'] / 1000:10.1f} {row['cmc_acc']:9.2f} "
+              f"{row['cmc_tok'] / 1000:9.1f}")
+    mean = {k: sum(r[k] for r in table) / len(table) for k in ("best_acc", "best_tok", "cmc_acc", "cmc_tok")}
+    print(f" mean {mean['best_acc']:10.2f} {mean['best_tok'] / 1000:10.1f} {mean['cmc_acc']:9.2f} "
+          f"{mean['cmc_tok'] / 1000:9.1f}")
+    if out:
+        search = [(e.round, e.dataset, e.beta, e.accuracy, e.tokens) for e in
+                  sessions.list_evaluations(store, name, SEARCH)]
+        out.write_text(json.dumps({"trials": [(r.round, r.accuracy, r.tokens, r.score) for r in records],
+                                   "best_round": best.round, "params": params, "heldout": table,
+                                   "search": search, "seconds": wall}, indent=1))
+        print(f"wrote {out}")
+
+
+def heldout_table(store: Store, params: dict) -> list[dict]:
+    rows = []
+    for beta in BETAS:
+        acc = {"best": [], "cmc": []}
+        tok = {"best": [], "cmc": []}
+        for name in HELDOUT_SETS:
+            ds = store.load_dataset(name)
+            cmc = ControllerSpec.builtin("cmc", {"beta": beta})
+            for key, spec in (("best", family.spec(params, beta)), ("cmc", cmc)):
+                r = evaluate(ds, spec, shuffles=FULL_SHUFFLES, store=store)
+                acc[key].append(r.accuracy)
+                tok[key].append(r.avg_total_tokens)
+        rows.append({"beta": beta, "best_acc": sum(acc["best"]) / 8, "best_tok": sum(tok["best"]) / 8,
+                     "cmc_acc": sum(acc["cmc"]) / 8, "cmc_tok": sum(tok["cmc"]) / 8})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="store to use (default: a fresh temporary one)")
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--session", help="session name (default bench-offline-<shuffles>); resumed if it exists")
+    parser.add_argument("--shuffles", type=int, default=20, help="shuffles per search evaluation")
+    parser.add_argument("--gamma", type=float, default=0.01, help="accuracy points per 1000 tokens")
+    parser.add_argument("--sections", default="eval,prompt,offline")
+    parser.add_argument("--eval-shuffles", type=int, default=FULL_SHUFFLES, help="shuffles in the timing section")
+    parser.add_argument("--json", type=Path, help="write the offline session's figures here")
+    args = parser.parse_args()
+    db = args.db or Path(tempfile.mkdtemp(prefix="ttslab-bench-")) / "bench.duckdb"
+    store = Store(db)
+    if not store.has_dataset(SEARCH_SETS[0]):
+        store.import_path(data_dir())
+    sections = args.sections.split(",")
+    if "eval" in sections:
+        evaluation_section(store, args.eval_shuffles)
+    if "prompt" in sections:
+        prompt_section(store)
+    if "offline" in sections:
+        name = args.session or f"bench-offline-{args.shuffles}"
+        offline_section(store, name, args.trials, args.shuffles, args.gamma, args.json)
+
+
+if __name__ == "__main__":
+    main()

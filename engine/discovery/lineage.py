@@ -1,0 +1,150 @@
+"""Reading a session back: lineage with code diffs, curves per candidate, and promotion to saved controllers.
+
+Plain data for the page and the CLI (the figures live in ``engine.plots.discovery``). Held-out
+curves come from their own function and are drawn apart; nothing here feeds the loop.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from engine import saved
+from engine.discovery import family, sessions
+from engine.discovery.loop import ranked
+from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, RoundRecord
+from engine.evaluate import ControllerSpec, evaluate
+from engine.store import Store
+
+
+@dataclass(frozen=True)
+class Node:
+    """One evaluated candidate in the lineage: its round, parent, what it saw, its code."""
+
+    round: int
+    attempt: int
+    parent: int | None
+    seen: list[int]
+    summary: str
+    code: str
+    record: RoundRecord
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (candidate or baseline, dataset, beta) figure."""
+
+    label: str
+    dataset: str
+    beta: float
+    accuracy: float
+    tokens: float
+
+
+def nodes(store: Store, name: str) -> list[Node]:
+    """Every finished round's chosen candidate (invalid rounds included, with empty code)."""
+    out = []
+    for r in sessions.list_rounds(store, name):
+        cand = sessions.get_candidate(store, name, r.round, r.attempt) if r.attempt != NO_CANDIDATE else None
+        out.append(Node(r.round, r.attempt, r.parent, r.seen, r.summary, (cand.code or "") if cand else "", r))
+    return out
+
+
+def code_of(store: Store, name: str, rnd: int) -> str:
+    """The code of a round's chosen candidate (the best seed for round 0)."""
+    options = [n for n in nodes(store, name) if n.round == rnd]
+    if not options:
+        raise sessions.UnknownSession(f"session {name!r} has no finished round {rnd}")
+    best = ranked([n.record for n in options])
+    chosen = next((n for n in options if best and n.attempt == best[0].attempt), options[0])
+    return chosen.code
+
+
+def diff(parent: str, child: str, parent_label: str = "parent", child_label: str = "child") -> str:
+    """Unified diff of two candidates' code."""
+    return "".join(difflib.unified_diff(parent.splitlines(keepends=True), child.splitlines(keepends=True),
+                                        parent_label, child_label))
+
+
+def curves(store: Store, name: str, split: str = SEARCH) -> list[Point]:
+    """Each evaluated candidate's (dataset, beta) figures on one split, labelled ``r<round>``."""
+    session = sessions.get_session(store, name)
+    labels = {(r.round, r.attempt): _label(r, session.config.seeds) for r in sessions.list_rounds(store, name)}
+    return [Point(labels.get((e.round, e.attempt), f"r{e.round}"), e.dataset, e.beta, e.accuracy, e.tokens)
+            for e in sessions.list_evaluations(store, name, split)]
+
+
+def best_curve(store: Store, name: str) -> list[Point]:
+    """The search figures of the session's best candidate (for comparing sessions)."""
+    best = ranked(sessions.list_rounds(store, name))
+    if not best:
+        return []
+    return [Point(name, e.dataset, e.beta, e.accuracy, e.tokens)
+            for e in sessions.list_evaluations(store, name, SEARCH, best[0].round, best[0].attempt)]
+
+
+def heldout_curves(store: Store, name: str) -> list[Point]:
+    """The held-out figures (display only)."""
+    return curves(store, name, HELDOUT)
+
+
+def _label(r: RoundRecord, seeds: tuple[str, ...]) -> str:
+    if r.round == 0 and r.attempt < len(seeds):
+        return f"seed {seeds[r.attempt]}"
+    return f"r{r.round}"
+
+
+def baselines(store: Store, datasets: list[str], betas: tuple[float, ...], shuffles: int) -> list[Point]:
+    """CMC's beta sweep on ``datasets`` (compiled, cached in the store): the curve to beat."""
+    out = []
+    for name in datasets:
+        ds = store.load_dataset(name)
+        for beta in betas:
+            res = evaluate(ds, ControllerSpec.builtin("cmc", {"beta": beta}), shuffles=shuffles, store=store)
+            out.append(Point("CMC (baseline)", name, beta, res.accuracy, res.avg_total_tokens))
+    return out
+
+
+def promote(store: Store, session: str, rnd: int, *, attempt: int | None = None,
+            name: str | None = None) -> saved.SavedController:
+    """Save a candidate as a saved controller; its origin records the session and round."""
+    label = name or f"{session}-r{rnd}"
+    records = [r for r in sessions.list_rounds(store, session) if r.round == rnd and r.attempt != NO_CANDIDATE]
+    if attempt is None and records:
+        attempt = ranked(records)[0].attempt if ranked(records) else records[0].attempt
+    cand = sessions.get_candidate(store, session, rnd, attempt) if attempt is not None else None
+    if cand is None or not cand.valid or cand.kind == "builtin":
+        raise sessions.UnknownSession(f"session {session!r} round {rnd} has no new valid candidate to promote")
+    origin = {"session": session, "round": rnd, "attempt": attempt}
+    if cand.kind == "family":
+        source, class_name = family_source(cand.params, label), "DiscoveredFamilyMember"
+    else:
+        source, class_name = cand.code, cand.class_name
+    return saved.save_controller(store, source, class_name, label, origin=origin)
+
+
+def family_source(params: family.Params, name: str) -> str:
+    """A reference-format file for a family member: CMC with the member's beta-map schedule."""
+    ranges = {k: (kind.__name__, lo, hi) for k, (kind, lo, hi) in family.KNOBS.items()}
+    return f'''"""{name}: CMC with knobs found by offline (Optuna) discovery; knob = v0 + (v1 - v0) * beta**p."""
+
+from engine.controllers.cmc import CMC
+
+PARAMS = {dict(sorted(params.items()))!r}
+RANGES = {ranges!r}
+
+
+class DiscoveredFamilyMember(CMC):
+    NAME = {name!r}
+
+    @classmethod
+    def schedule(cls, beta):
+        b = min(1.0, max(0.0, float(beta)))
+        knobs = {{}}
+        for knob, (kind, low, high) in RANGES.items():
+            v0, v1, p = PARAMS[knob + ".v0"], PARAMS[knob + ".v1"], PARAMS[knob + ".p"]
+            raw = v0 + (v1 - v0) * b ** p
+            value = round(raw) if kind == "int" else round(raw, 4)
+            knobs[knob] = min(high, max(low, value))
+        return knobs
+'''
