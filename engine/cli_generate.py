@@ -103,7 +103,7 @@ def run_generate(args: argparse.Namespace, store: Store) -> int:
 
 def run_live_cli(args: argparse.Namespace, store: Store) -> int:
     dataset = store.load_dataset(args.dataset)
-    spec = cli_eval._spec(args, {} if args.beta is None else {"beta": args.beta})
+    spec = cli_eval._spec(args, {} if args.beta is None else {"beta": args.beta}, store)
     interval = args.interval or dataset.questions[0].probe_freq
     engine = BranchEngine(_backend(args), prompt_format(args.prompt_format), _growth(args, interval))
     k = dataset.n_questions if args.questions is None else min(args.questions, dataset.n_questions)

@@ -207,7 +207,7 @@ def test_home_upload_imports_a_file(browser, server, tmp_path):  # noqa: F811
     write_autotts(synthetic_dataset(Knobs(questions=3, branches=4)), upload)
     tab = open_view(browser, server)
     tab.get_by_text("Add data: upload files").click()
-    tab.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+    tab.get_by_test_id("stTabs").get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
     tab.get_by_role("button", name="Import", exact=True).click()
     tab.wait_for_selector(IDLE)
     expect(tab.get_by_test_id("stAlertContentSuccess")).to_contain_text("imported uploaded/lesson")
