@@ -455,7 +455,7 @@ def test_a_controller_that_cheats_in_half_the_episodes_is_caught() -> None:
     assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == first_cheat
     assert str(info.value).startswith(f"audit failed at question {first_cheat[1]}, shuffle {first_cheat[0]}: ")
     out = run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=honest)
-    assert 0.3 < (out.n_actions == 1).mean() < 0.6  # it did cheat, in the episodes the audit did not draw
+    assert 0.2 < (out.n_actions == 1).mean() < 0.6  # it did cheat (in half the episodes after the first 64 per worker)
 
 
 def test_an_honest_file_passes_the_audit_with_identical_figures() -> None:
