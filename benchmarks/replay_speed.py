@@ -7,7 +7,8 @@ Prints, for one (model, bench) with 100 shuffles:
   3. controller files in the reference format (examples/controllers/): the environment alone, single-core
      end-to-end against the reference evaluator, and sandboxed over all cores against in-process;
   4. the sandboxed CMC file before and after the judge (issue 10: the parent owns every episode), each run
-     in a fresh process, alternating, the "before" sandbox taken from git (commit BEFORE).
+     in a fresh process, alternating, the "before" sandbox taken from git (commit BEFORE);
+  5. the sandboxed CMC file with the audit off and on (8 episodes re-run alone after the run), alternating.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ SANDBOXED_CMC = """
 import json, sys, time
 from engine.evaluate import ControllerSpec
 from engine.formats.autotts import load_autotts_file
-from engine.sandbox import run_sandboxed
-path, name, file, shuffles = sys.argv[1:]
+from engine.sandbox import Limits, run_sandboxed
+path, name, file, shuffles, *audit = sys.argv[1:]
+limits = Limits(audit_episodes=int(audit[0])) if audit else None
 ds = load_autotts_file(path, name)
 spec = ControllerSpec.from_source(open(file).read(), None, {"beta": 0.5}, file)
 run_sandboxed(ds, spec, shuffles=2)
 time.sleep(0.5)
 start = time.perf_counter()
-run_sandboxed(ds, spec, shuffles=int(shuffles))
+run_sandboxed(ds, spec, shuffles=int(shuffles), limits=limits)
 print(json.dumps(time.perf_counter() - start))
 """
 
@@ -126,17 +128,33 @@ def judge_section(name: str, rounds: int) -> None:
         for _ in range(rounds):
             for label, root in (("before", old), ("after", str(PROJECT_ROOT))):
                 times[label].append(_sandboxed_cmc_seconds(root, name))
-    before, after = statistics.median(times["before"]), statistics.median(times["after"])
+    _print_pair(times["before"], times["after"])
+
+
+def audit_section(name: str, rounds: int) -> None:
+    """The sandboxed CMC file with the audit off and on (Limits.audit_episodes 0 and 8), alternating."""
+    print(f"\n== Sandboxed CMC file (cmc_reference_style.py, beta 0.5) on {name}, {SHUFFLES} shuffles: "
+          "before (audit off) vs after (8 episodes re-run alone) ==")
+    times: dict[int, list[float]] = {0: [], 8: []}
+    for _ in range(rounds):
+        for audit in times:
+            times[audit].append(_sandboxed_cmc_seconds(str(PROJECT_ROOT), name, audit))
+    _print_pair(times[0], times[8])
+
+
+def _print_pair(before_runs: list[float], after_runs: list[float]) -> None:
+    before, after = statistics.median(before_runs), statistics.median(after_runs)
     print(f"{'before s':>10}{'after s':>10}{'after/before':>14}   runs (before | after)")
-    print(f"{before:10.2f}{after:10.2f}{after / before:13.2f}x   {' '.join(f'{t:.1f}' for t in times['before'])} | "
-          f"{' '.join(f'{t:.1f}' for t in times['after'])}")
+    print(f"{before:10.2f}{after:10.2f}{after / before:13.2f}x   {' '.join(f'{t:.1f}' for t in before_runs)} | "
+          f"{' '.join(f'{t:.1f}' for t in after_runs)}")
 
 
-def _sandboxed_cmc_seconds(root: str, name: str) -> float:
+def _sandboxed_cmc_seconds(root: str, name: str, audit: int | None = None) -> float:
     file = EXAMPLES / "cmc_reference_style.py"
     env = {**os.environ, "PYTHONPATH": root}
+    extra = [] if audit is None else [str(audit)]
     done = subprocess.run([sys.executable, "-c", SANDBOXED_CMC, str(data_dir() / f"{name}.json"), name, str(file),
-                           str(SHUFFLES)], cwd=root, env=env, capture_output=True, text=True, check=True)
+                           str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -164,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-file", action="store_true", help="skip the file-controller section")
     parser.add_argument("--judge-only", action="store_true", help="only the sandbox before/after section")
     parser.add_argument("--judge-rounds", type=int, default=3, help="before/after pairs to time (median)")
+    parser.add_argument("--audit-only", action="store_true", help="only the audit off/on section")
     args = parser.parse_args(argv)
-    if args.judge_only:
-        judge_section(args.dataset, args.judge_rounds)
+    if args.judge_only or args.audit_only:
+        (judge_section if args.judge_only else audit_section)(args.dataset, args.judge_rounds)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
@@ -182,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_file:
             file_controller_section(ds)
             judge_section(args.dataset, args.judge_rounds)
+            audit_section(args.dataset, args.judge_rounds)
     return 0
 
 

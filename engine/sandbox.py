@@ -16,7 +16,9 @@ controller has not paid for. Its controllers get an ``engine.sandbox_episodes.Re
 whose actions the parent applies to its own episodes, a step of many episodes at a time, replying
 with what each action reveals; the parent counts every figure itself and takes only the answer
 (and an optional trace) from the worker, so neither forged frames nor a controller that searches
-its own process can change a result (docs/sandbox.md, "The guarantee").
+its own process can change a result (docs/sandbox.md, "The guarantee"). After the run, randomly
+chosen episodes are re-run each alone in a fresh worker, and any difference voids the run, so a
+controller cannot pay in one episode and reuse what it learned in others ("Memory across episodes").
 Any failure (a limit, an exception, a crash, a cancel) raises ``SandboxError``; a partial
 result is never returned. See docs/sandbox.md for the threat model.
 """
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import pickle
+import random
 import secrets
 import selectors
 import shutil
@@ -39,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -85,10 +89,11 @@ class Limits:
     traces_total_bytes: int = 256 * MiB  # all traces of the evaluation, as the parent holds them
     answer_chars: int = 10_000  # length of one answer
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    audit_episodes: int = 8  # episodes re-run alone in fresh workers after the run (0: no audit)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value < 0 or (value == 0 and name != "max_processes"):
+            if value < 0 or (value == 0 and name not in ("max_processes", "audit_episodes")):
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")
 
 
@@ -212,6 +217,7 @@ def run_sandboxed(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
     progress: Progress | None = None, traces: bool = False, limits: Limits | None = None,
     cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (), actions: bool = False,
+    audit: Sequence[tuple[int, int]] | None = None,
 ) -> Outcomes:
     """Every episode of ``spec`` (user source) on ``dataset``, in confined worker processes.
 
@@ -221,6 +227,9 @@ def run_sandboxed(
     setting ``cancel`` stops the evaluation; ``hide`` adds paths (e.g. a ``--db`` file) to
     what controllers cannot read; ``actions`` keeps each episode's (graded) action log in
     ``Outcomes.actions`` (live runs re-execute user code on growing data: ``engine.generation.live``).
+    Before returning, ``Limits.audit_episodes`` episodes drawn at random (``audit``: these
+    ``(shuffle, question)`` episodes instead) are re-run alone in fresh workers; any difference
+    raises ``SandboxError`` (kind ``audit``): see docs/sandbox.md, "Memory across episodes".
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -228,7 +237,48 @@ def run_sandboxed(
         raise ValueError("run_sandboxed runs user source code; built-in controllers run in process")
     run = _Evaluation(dataset, spec, shuffles, mode, traces, limits or Limits(), progress, cancel)
     run.keep_actions = actions
-    return run.execute(hidden_paths(dataset, hide))
+    hidden = hidden_paths(dataset, hide)
+    k = len(audit) if audit is not None else min(run.limits.audit_episodes, run.total)
+    if run.total <= 1 or k == 0:  # (a one-episode evaluation ran alone already)
+        return run.execute(hidden)
+    auditor = _Evaluation(dataset, spec, shuffles, mode, False, run.limits, None, cancel)
+    auditor.keep_actions = True
+    with auditor.pool(hidden, [[] for _ in range(k)], spares=False):  # they load the controller meanwhile
+        out = run.execute(hidden)
+        _audit(run, auditor, audit)
+    return out
+
+
+def _audit(run: _Evaluation, auditor: _Evaluation, sample: Sequence[tuple[int, int]] | None) -> None:
+    """Re-run episodes of the finished evaluation ``run``, each alone in one of ``auditor``'s fresh
+    workers (started with the run, they have loaded the controller and run nothing), and void the run
+    if any answer or action sequence differs. Unless ``sample`` names them, the episodes are drawn
+    from ``os.urandom`` now, after the run, so its controller could not know them."""
+    if sample is None:
+        sample = random.SystemRandom().sample(sorted(run.logs), len(auditor.workers))
+    sample = sorted(sample)
+    if run.progress:
+        run.progress(run.done, run.total, f"auditing {len(sample)} episodes (each re-run alone)")
+    now = time.monotonic()
+    for w, episode in zip(auditor.workers, sample, strict=True):
+        w.episodes, w.started = [episode], now  # (its startup clock starts now: it waited for the run)
+    auditor.total = len(sample)
+    auditor._drive()
+    for seed, qi in sample:
+        _compare(run, auditor, seed, qi)
+
+
+def _compare(run: _Evaluation, again: _Evaluation, seed: int, qi: int) -> None:
+    """Raise the audit's SandboxError if episode (seed, qi) ran differently alone."""
+    before, alone = run.logs[(seed, qi)], again.out.actions[(seed, qi)]
+    if run.out.answers[seed][qi] == again.out.answers[seed][qi] and before == alone:
+        return
+    what = "a different answer" if before == alone else (
+        f"different actions ({len(before)} actions, {run.out.total_tokens[seed, qi]:,} tokens in the run; "
+        f"{len(alone)} actions, {again.out.total_tokens[seed, qi]:,} tokens alone)")
+    raise SandboxError(f"audit failed at question {qi}, shuffle {seed}: re-run alone in a fresh worker, the episode "
+                       f"gave {what}; the controller's result depends on other episodes (memory across episodes or "
+                       "unseeded randomness), so the evaluation is void", "audit", qi, seed)
 
 
 @dataclass
@@ -271,32 +321,44 @@ class _Evaluation:
                             np.zeros(n, np.int64), np.zeros(n, np.int64))
         self.workers: list[_Worker] = []
         self.keep_actions = False
+        self.logs: dict[tuple[int, int], list[int]] = {}  # (seed, question) -> its episode's actions, for the audit
         self.sel = selectors.DefaultSelector()
+        self.t0 = time.monotonic()
 
     def execute(self, hidden: list[str]) -> Outcomes:
+        """Run every episode, each shuffle's questions on one of ``Limits.workers`` workers in turn."""
         if self.total == 0:
             return self.out
-        self.t0 = time.monotonic()
-        level = isolation()
         count = max(1, min(self.limits.workers, self.shuffles))
+        with self.pool(hidden, [[(s, q) for s in range(i, self.shuffles, count) for q in range(self.n_q)]
+                                for i in range(count)]):
+            self._drive()
+        return self.out
+
+    @contextmanager
+    def pool(self, hidden: list[str], shares: list[list[tuple[int, int]]], spares: bool = True) -> Iterator[None]:
+        """Start one worker per share of (seed, question) episodes and hand it the job; on exit
+        stop them all. ``spares``: take started spares, and top the pool up afterwards."""
+        level = isolation()
+        count = len(shares)
         run_dir = tempfile.mkdtemp(prefix="ttslab-sandbox-")
-        procs = SPARES.take(count, level)
+        procs = SPARES.take(count, level) if spares else []
         try:
             while len(procs) < count:
                 procs.append(_start_worker(level))
-            self.workers = [_Worker(i, [(s, q) for s in range(i, self.shuffles, count) for q in range(self.n_q)],
-                                    p, self.t0) for i, p in enumerate(procs)]
+            pairs = enumerate(zip(shares, procs, strict=True))
+            self.workers = [_Worker(i, share, p, self.t0) for i, (share, p) in pairs]
             job = self._write_job(run_dir, level, hidden)
             for w in self.workers:
                 self._assign(w, f"{job} {w.index} {count}\n", run_dir)
-            self._drive()
-            return self.out
+            yield
         finally:
             try:
                 self._stop(procs)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
-                SPARES.refill(count, level)
+                if spares:
+                    SPARES.refill(count, level)
 
     # -- start -----------------------------------------------------------------------------
     def _write_job(self, run_dir: str, level: str, hidden: list[str]) -> str:
@@ -474,6 +536,7 @@ class _Evaluation:
         self.out.total_tokens[seed, qi] = ep.total_tokens
         self.out.sequential_tokens[seed, qi] = ep.sequential_tokens
         self.out.n_actions[seed, qi] = len(ep.actions)
+        self.logs[(seed, qi)] = ep.actions
         if self.keep_actions or self.traces:
             self.out.actions[(seed, qi)] = list(ep.actions)
         if self.traces:

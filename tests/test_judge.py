@@ -13,6 +13,7 @@ search that finds data cannot mistake it for anything else; and the real Qwen3-8
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 import uuid
 from functools import cache
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.xdist_group("sandbox"), pytest.mark.timeout(300)]
 TOKEN = uuid.uuid4().hex
 MARKER = re.compile(rf"[PF]-{TOKEN}-q\d+-b\d+(?:-k\d+)?")
 LIMITS = Limits(episode_seconds=30, startup_seconds=30, evaluation_seconds=240, workers=2)
+NO_AUDIT = dataclasses.replace(LIMITS, audit_episodes=0)  # the first layer alone: no unrevealed data in the worker
 N_BRANCHES, N_PROBES = 8, 3
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
 REFERENCE = PROJECT_ROOT.parent / "shared" / "docs" / "reference"
@@ -209,14 +211,15 @@ def found_markers(answers: list[list[str | None]]) -> set[str]:
 def test_a_hostile_controller_finds_only_what_was_paid_for(route: str, tmp_path) -> None:
     """Trusted, the search finds unrevealed answers (finals, later probes); sandboxed, every marker it
     finds was revealed by an action of the evaluation, and the costs are those of its actions. (As in
-    the server, the dataset is loaded through the store, so the engine's own cache holds it here.)"""
+    the server, the dataset is loaded through the store, so the engine's own cache holds it here. The
+    audit is off: it would refuse the routes that find what other episodes in flight revealed.)"""
     store = Store(tmp_path / "judge.duckdb")
     store.import_dataset(markers())
     ds, shuffles = store.load_dataset(markers().name), 2
     paid = revealed(ds, shuffles)
     control = found_markers(run_python(ds, hunter(route).build(), shuffles=1).answers)
     assert control - revealed(ds, 1), f"the {route} search must find unpaid data in process, or it proves nothing"
-    out = run_sandboxed(ds, hunter(route), shuffles=shuffles, limits=LIMITS)
+    out = run_sandboxed(ds, hunter(route), shuffles=shuffles, limits=NO_AUDIT)
     assert found_markers(out.answers) <= paid
     assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
 
@@ -373,3 +376,125 @@ def test_many_episodes_in_flight_keep_their_own_controller_instance() -> None:
     want = run_python(ds, spec.build(), shuffles=6, traces=True, filename="cmc.py")
     got = run_sandboxed(ds, spec, shuffles=6, traces=True, limits=LIMITS)
     assert got.answers == want.answers and got.traces == want.traces
+
+
+# -- memory across episodes: the audit re-runs random episodes alone ------------------------------------
+MEMORISER = '''
+from collections import Counter
+
+MEMORY = {}  # question text -> answer: survives from one episode to the next in a worker
+
+
+class Memoriser(LLMDesignedMethod):
+    """Reads every branch the first time it sees a question, then answers from memory for free."""
+
+    def solve(self, question):
+        if question.question in MEMORY:
+            return MEMORY[question.question]
+        finals = [question.get_new_branch_final_answer() for _ in range(question.n_branches)]
+        MEMORY[question.question] = answer = Counter(finals).most_common(1)[0][0]
+        return answer
+'''
+
+SOMETIMES = '''
+MEMORY = {}
+
+
+class Sometimes(LLMDesignedMethod):
+    """Pays one probe, then cheats (answers from another episode's memory) when that probe's bytes
+    sum to an odd number: about half of the episodes once the memory holds the question."""
+
+    def solve(self, question):
+        first, _, _ = question.probe_new()
+        if question.question in MEMORY and sum(first.encode()) % 2:
+            return MEMORY[question.question]
+        finals = [question.get_new_branch_final_answer() for _ in range(question.n_branches - 1)]
+        MEMORY[question.question] = finals[0]
+        return finals[0]
+'''
+
+
+def test_a_memoriser_is_refused_by_the_audit_and_nothing_is_cached(tmp_path) -> None:
+    """In process, paying once per question and remembering gives majority-of-128 accuracy at about 1/100
+    of its cost; sandboxed, the audit re-runs random episodes alone, sees them pay in full, and refuses
+    the run with one line naming the episode; evaluate() stores nothing."""
+    ds = real("Qwen3-8B/aime24")
+    spec = ControllerSpec.from_source(MEMORISER, filename="memoriser.py")
+    full_read = np.mean([sum(b.tokens for b in q.branches) for q in ds.questions])
+    trusted = evaluate(ds, spec, shuffles=100, trusted=True)
+    assert trusted.accuracy >= 75.0 and trusted.avg_total_tokens < full_read / 50
+    store = Store(tmp_path / "judge.duckdb")
+    with pytest.raises(SandboxError) as info:
+        evaluate(ds, spec, shuffles=100, store=store, limits=LIMITS)
+    message = str(info.value)
+    assert info.value.kind == "audit" and "\n" not in message
+    where = f"question {info.value.question}, shuffle {info.value.shuffle}"
+    assert re.match(rf"audit failed at {where}: re-run alone in a fresh worker, the episode gave different actions "
+                    r"\(0 actions, 0 tokens in the run; 128 actions, [\d,]+ tokens alone\); the controller's result "
+                    r"depends on other episodes", message), message
+    assert store.get_result(result_key(ds, spec, 100, "compat")) is None
+
+
+def test_a_controller_that_cheats_in_half_the_episodes_is_caught() -> None:
+    """The audit draws 8 episodes; a controller that cheats in about half of them passes only if all 8
+    are honest ones (probability 1/256). The sample is forced here, from late episodes (their worker's
+    memory holds both questions by then): one with a cheat is refused at the first cheating episode,
+    one of honest episodes only passes although the run cheated, which is what the odds are about."""
+    ds, shuffles = markers(), 200
+    spec = ControllerSpec.from_source(SOMETIMES, filename="sometimes.py")
+
+    def cheats(seed: int, qi: int) -> bool:
+        branches = ds.questions[qi].branches
+        return sum(branches[shuffled_order(seed, len(branches))[0]].probes[0].encode()) % 2 == 1
+
+    late = [(s, q) for s in range(shuffles - 20, shuffles) for q in range(2)]
+    mixed, honest = late[:8], [e for e in late if not cheats(*e)][:8]
+    first_cheat = next(e for e in mixed if cheats(*e))
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=mixed)
+    assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == first_cheat
+    assert str(info.value).startswith(f"audit failed at question {first_cheat[1]}, shuffle {first_cheat[0]}: ")
+    out = run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=honest)
+    assert 0.2 < (out.n_actions == 1).mean() < 0.6  # it did cheat (in half the episodes after the first 64 per worker)
+
+
+def test_an_honest_file_passes_the_audit_with_identical_figures() -> None:
+    """The CMC reference-format file (deterministic) passes the audit of 8 random episodes, and its
+    figures are exactly those of the same file run in process."""
+    ds, shuffles = real("Qwen3-8B/aime24"), 3
+    spec = ControllerSpec.from_source((EXAMPLES / "cmc_reference_style.py").read_text(), config={"beta": 0.5},
+                                      filename="cmc.py")
+    labels = []
+    got = run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, progress=lambda d, t, label: labels.append(label))
+    want = run_python(ds, spec.build(), shuffles=shuffles, filename="cmc.py")
+    assert "auditing 8 episodes (each re-run alone)" in labels
+    assert got.answers == want.answers
+    for field in ("total_tokens", "sequential_tokens", "n_actions"):
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+
+
+NEIGHBOUR = '''
+SEEN = []  # module global: shared by the episodes in flight in one worker
+
+
+class Neighbour(LLMDesignedMethod):
+    """Pays one probe, then also answers with what the other episodes in flight revealed."""
+
+    def solve(self, question):
+        SEEN.append(question.probe_new()[0])
+        question.probe_more(0)  # (lets the other episodes run meanwhile)
+        return "|".join(SEEN)
+'''
+
+
+def test_reading_the_episodes_in_flight_is_refused_by_the_audit() -> None:
+    """Episodes in flight in one worker share module globals: one that answers with its neighbours'
+    replies gives another answer alone. With 4 episodes the audit re-runs all of them, so it is
+    refused every time; in process the same answers also hold other episodes' markers (the control)."""
+    ds = markers()
+    spec = ControllerSpec.from_source(NEIGHBOUR, filename="neighbour.py")
+    control = run_python(ds, spec.build(), shuffles=2)
+    assert any(len(MARKER.findall(a)) > 1 for row in control.answers for a in row)
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(ds, spec, shuffles=2, limits=LIMITS)
+    assert info.value.kind == "audit" and "gave a different answer" in str(info.value)
