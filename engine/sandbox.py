@@ -205,7 +205,8 @@ def hidden_paths(dataset: Dataset | None = None, extra: Sequence[str | os.PathLi
 def _base_env(scratch: str) -> dict[str, str]:
     """The worker's whole environment: no keys, tokens or TTSLAB_* settings, one BLAS thread."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-           "HOME": scratch, "TMPDIR": scratch}  # (-I makes the worker ignore PYTHON* variables anyway)
+           "HOME": scratch, "TMPDIR": scratch,
+           "PYTHONHASHSEED": "0"}  # one string hash in every worker: the audit's re-runs see the same set orders
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         env[var] = "1"
@@ -660,7 +661,10 @@ def _worker_command(level: str, fd: int) -> list[str]:
     """The worker's command line: under ``unshare`` with the namespaces of ``level``, if any."""
     flags = LAYER_FLAGS.get(level)
     prefix = [] if flags is None else [shutil.which("unshare") or "unshare", *flags]
-    return [*prefix, sys.executable, "-I", "-B", str(WORKER_FILE), str(fd)]
+    # -s -P (no user site, no script folder on the path) rather than -I: the worker must read
+    # PYTHONHASHSEED from its (wholly ours) environment, so set and dict-of-set orders are the same in
+    # every worker and an honest controller breaking ties by set order passes the audit.
+    return [*prefix, sys.executable, "-s", "-P", "-B", str(WORKER_FILE), str(fd)]
 
 
 def _reply_fifo(path: str) -> int:

@@ -458,6 +458,26 @@ def test_a_controller_that_cheats_in_half_the_episodes_is_caught() -> None:
     assert 0.2 < (out.n_actions == 1).mean() < 0.6  # it did cheat (in half the episodes after the first 64 per worker)
 
 
+SET_TIES = '''
+class SetTies(LLMDesignedMethod):
+    """An honest controller in a common LLM idiom: it breaks vote ties by the iteration order of a set."""
+
+    def solve(self, question):
+        answers = [question.get_new_branch_final_answer() for _ in range(4)]
+        return max(set(answers), key=answers.count)
+'''
+
+
+def test_ties_broken_by_set_order_pass_the_audit() -> None:
+    """Every worker hashes strings alike (PYTHONHASHSEED fixed in its environment), so an episode re-run
+    alone in a fresh worker iterates its sets in the same order and the honest run stands."""
+    ds = real("Qwen3-0.6B/hmmt25")
+    spec = ControllerSpec.from_source(SET_TIES, filename="set_ties.py")
+    pool = [(s, q) for s in range(20) for q in range(ds.n_questions)]
+    out = run_sandboxed(ds, spec, shuffles=20, limits=LIMITS, audit=pool[::len(pool) // 8][:8])
+    assert (out.n_actions == 4).all()
+
+
 def test_an_honest_file_passes_the_audit_with_identical_figures() -> None:
     """The CMC reference-format file (deterministic) passes the audit of 8 random episodes, and its
     figures are exactly those of the same file run in process."""
