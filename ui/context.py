@@ -14,7 +14,7 @@ from ui.stores import db_argument, session_path
 # Failures a user can cause or fix (bad files, a busy database, an invalid config): shown, never raised.
 USER_ERRORS = (ControllerError, FormatError, StoreError, duckdb.Error, OSError, ValueError)
 
-__all__ = ["USER_ERRORS", "current_store", "db_argument"]
+__all__ = ["USER_ERRORS", "current_store", "dataset_names", "db_argument"]
 
 
 def current_store() -> Store:
@@ -28,3 +28,11 @@ def current_store() -> Store:
     if key not in st.session_state:
         st.session_state[key] = policy.visitor_store(store)
     return st.session_state[key]
+
+
+def dataset_names(store: Store) -> list[str]:
+    """The stored datasets' names; when there are none, an info line saying where to get some."""
+    names = [i.name for i in store.list_datasets()]
+    if not names:
+        st.info("No datasets are stored yet: import some on the home page, then come back.")
+    return names

@@ -20,7 +20,7 @@ from engine.plots import episode as plots
 from engine.replay import MODES
 from engine.store import Store
 from engine.timeline import MAX_SEED, EpisodeRun, run_episode
-from ui.context import USER_ERRORS, current_store
+from ui.context import USER_ERRORS, current_store, dataset_names
 from ui.links import copy_link_button
 from ui.query import warn_unknown
 
@@ -34,9 +34,8 @@ def main() -> None:
                "the running vote and the tokens it spent. Move the step slider to replay it.")
     try:
         store = current_store()
-        names = [i.name for i in store.list_datasets()]
+        names = dataset_names(store)
         if not names:
-            st.info("No datasets are stored yet: import some on the home page, then come back.")
             return
         dataset, qi, seed, spec, mode, trusted = inputs(store, names)
         run = cached_run(dataset, spec, qi, seed, mode, trusted)

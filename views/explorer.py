@@ -11,7 +11,7 @@ import streamlit as st
 from engine import explore
 from engine.plots import explorer as plots
 from engine.store import Store
-from ui.context import USER_ERRORS, current_store
+from ui.context import USER_ERRORS, current_store, dataset_names
 from ui.links import copy_link_button
 from ui.query import initial, warn_unknown
 
@@ -21,9 +21,8 @@ def main() -> None:
     st.caption("What the branches of one question said at every probe: how early do they settle, and on what?")
     try:
         store = current_store()
-        names = [i.name for i in store.list_datasets()]
+        names = dataset_names(store)
         if not names:
-            st.info("No datasets are stored yet: import some on the home page, then come back.")
             return
         show_question(store, names)
     except USER_ERRORS as exc:

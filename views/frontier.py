@@ -21,7 +21,7 @@ from engine.plots.frontier import frontier_figure, knobs_parallel
 from engine.replay import MODES
 from engine.saved import PREFIX, list_controllers
 from engine.store import Store
-from ui.context import USER_ERRORS, current_store
+from ui.context import USER_ERRORS, current_store, dataset_names
 from ui.links import copy_link_button
 from ui.query import initial, multiselect_param, warn_unknown
 
@@ -36,9 +36,8 @@ def main() -> None:
     st.caption("Accuracy against tokens for whole sweeps of controllers: which one buys accuracy cheapest?")
     try:
         store = current_store()
-        names = [i.name for i in store.list_datasets()]
+        names = dataset_names(store)
         if not names:
-            st.info("No datasets are stored yet: import some on the home page, then come back.")
             return
         presets(names)
         warn_unknown("view", VIEWS, "view")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from streamlit import net_util
 from test_home_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PAGE_MS,
+    chromium,
     data_file,
     free_port,
     require_chromium,
+    stop_process,
     wait_healthy,
 )
 
@@ -50,12 +50,7 @@ def streamlit_server(script: str, root: Path, *args: str,
         wait_healthy(f"http://127.0.0.1:{port}", proc, log)
         yield port, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -105,14 +100,8 @@ def shared(data_file: Path) -> Iterator[tuple[str, str, Path, Path]]:
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.mark.parametrize("script", ["serve.py", "app.py"])

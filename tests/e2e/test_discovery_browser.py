@@ -3,29 +3,23 @@ a finished session at a round; the held-out curves sit in their own marked tab."
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.discovery import SessionConfig, start_session
-from engine.paths import PROJECT_ROOT
 from engine.plots.discovery import HELDOUT_BANNER
 from engine.store import Store
 from tests.discovery.conftest import HELDOUT, SEARCH, relabelled
 from tests.e2e.test_home_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     IDLE,
     PAGE_MS,
     SCREENSHOTS,
-    free_port,
+    chromium,
     require_chromium,
-    wait_healthy,
+    streamlit_app,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -42,46 +36,28 @@ def server(real_store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     store.import_dataset(relabelled(store.load_dataset("Qwen3-0.6B/aime25")))
     start_session(store, SessionConfig(name="off", proposer="offline", search=(SEARCH,), heldout=(HELDOUT,),
                                        betas=(0.0, 0.5, 1.0), shuffles=2, rounds=2))
-    port, log = free_port(), root / "streamlit.log"
-    env = {**os.environ, "TTSLAB_DB": str(db), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, log)
+    with streamlit_app({"TTSLAB_DB": str(db)}, root / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_shared_link_opens_the_session_and_heldout_is_marked_apart(server: str) -> None:
     """/discovery?session=off&round=1 shows that session done with its lineage at round 1; the held-out
     tab carries the display-only banner and its own figure."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 2200})
-            tab.set_default_timeout(PAGE_MS)
-            tab.goto(f"{server}/discovery?session=off&round=1")
-            tab.wait_for_selector(IDLE)
-            status = tab.get_by_test_id("stMetric").filter(has_text="Status").get_by_test_id("stMetricValue")
-            expect(status).to_have_text("done")
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            tab.screenshot(path=SCREENSHOTS / "discovery.png", full_page=True)
-            tab.get_by_role("tab", name="Held-out (display only)").click()
-            expect(tab.get_by_text(HELDOUT_BANNER).first).to_be_visible()
-            tab.screenshot(path=SCREENSHOTS / "discovery_heldout.png", full_page=True)
-            tab.get_by_role("tab", name="Lineage").click()
-            expect(tab.get_by_text("Round 1").first).to_be_visible()
-            tab.screenshot(path=SCREENSHOTS / "discovery_lineage.png", full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 2200})
+        tab.set_default_timeout(PAGE_MS)
+        tab.goto(f"{server}/discovery?session=off&round=1")
+        tab.wait_for_selector(IDLE)
+        status = tab.get_by_test_id("stMetric").filter(has_text="Status").get_by_test_id("stMetricValue")
+        expect(status).to_have_text("done")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=SCREENSHOTS / "discovery.png", full_page=True)
+        tab.get_by_role("tab", name="Held-out (display only)").click()
+        expect(tab.get_by_text(HELDOUT_BANNER).first).to_be_visible()
+        tab.screenshot(path=SCREENSHOTS / "discovery_heldout.png", full_page=True)
+        tab.get_by_role("tab", name="Lineage").click()
+        expect(tab.get_by_text("Round 1").first).to_be_visible()
+        tab.screenshot(path=SCREENSHOTS / "discovery_lineage.png", full_page=True)
+

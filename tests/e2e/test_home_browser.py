@@ -88,12 +88,30 @@ def streamlit_app(env: dict[str, str], log: Path) -> Iterator[str]:
         wait_healthy(url, proc, log)
         yield url
     finally:
-        proc.terminate()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a server, killing it if it does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """The system's headless Chromium through Playwright (no downloaded browser), closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -108,19 +126,13 @@ def server(data_file: Path) -> Iterator[str]:
 @pytest.fixture
 def page(server: str):
     """A fresh Chromium page on the home page, once its script has finished running."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 3000})
-            tab.set_default_timeout(PAGE_MS)
-            tab.goto(server)
-            tab.wait_for_selector(IDLE)
-            tab.get_by_test_id("stMetric").first.wait_for()
-            yield tab
-        finally:
-            browser.close()
+    with chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 3000})
+        tab.set_default_timeout(PAGE_MS)
+        tab.goto(server)
+        tab.wait_for_selector(IDLE)
+        tab.get_by_test_id("stMetric").first.wait_for()
+        yield tab
 
 
 def metric(page, label: str):

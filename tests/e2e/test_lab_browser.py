@@ -15,12 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from test_home_browser import (  # noqa: F401 - data_file and server are fixtures
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DATASET,
     IDLE,
     PAGE_MS,
     SCREENSHOTS,
+    chromium,
     data_file,
     metric,
     server,
@@ -46,16 +45,11 @@ LOOP = "class Loop(LLMDesignedMethod):\n    def solve(self, question):\n        
 @pytest.fixture(scope="module")
 def browser(server: str):
     """One Chromium for the module; each test opens its own contexts (separate sessions)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=PAGE_MS)  # a shared 2-core machine: replays may take seconds, not ms
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from test_home_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, PAGE_MS, SCREENSHOTS, streamlit_app
+from test_home_browser import IDLE, PAGE_MS, SCREENSHOTS, chromium, streamlit_app
 
 from engine.formats.autotts import parse_autotts
 from engine.store import Store
@@ -32,14 +32,8 @@ def server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def open_page(browser, url: str):

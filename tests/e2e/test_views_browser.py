@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_home_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, PAGE_MS, SCREENSHOTS, server  # noqa: F401
+from test_home_browser import IDLE, PAGE_MS, SCREENSHOTS, chromium, server  # noqa: F401
 
 from engine import frontier as fr
 from engine.evaluate import ControllerSpec
@@ -33,15 +33,11 @@ def data_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(server):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=PAGE_MS)  # cold sweeps take a while on a busy 2-core machine
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def open_view(browser, url: str):
