@@ -540,7 +540,7 @@ class Lanes:
         self.waiting = 0  # requests and finished episodes in the step collected so far
         self.pending = 0  # trace characters in ``finished``
         self.inflight: deque[list[int]] = deque()  # lanes of the steps sent and not answered, oldest first
-        self.sent = time.monotonic()
+        self.sent = self.ticked = time.monotonic()
         self.running: int | None = None  # the lane whose code runs now
         self.overdue = False  # the step collected so far has waited STEP_SECONDS: send it now
 
@@ -565,9 +565,11 @@ class Lanes:
         and make a step that waited too long go."""
         if self.waiting and time.monotonic() - self.sent >= STEP_SECONDS:
             self.overdue = True
-        lane = self.running
+        now = time.monotonic()
+        elapsed, self.ticked = now - self.ticked, now  # wall time since the last tick: on a busy machine
+        lane = self.running  # expirations coalesce, so counting ticks would slow the episode's clock
         if lane is not None:
-            self.used[lane] += TICK_SECONDS
+            self.used[lane] += elapsed
             if self.used[lane] > self.seconds:
                 self.running = None
                 _on_alarm(signum, frame)

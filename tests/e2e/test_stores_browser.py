@@ -49,7 +49,7 @@ def expect_datasets(tab, name: str) -> None:
     """The home page's datasets table lists ``name`` (the grid fills in after the script has run)."""
     from playwright.sync_api import expect
 
-    expect(tab.get_by_test_id("stMain").get_by_test_id("stDataFrame").first).to_contain_text(name, timeout=30_000)
+    expect(tab.get_by_test_id("stMain").get_by_test_id("stDataFrame").first).to_contain_text(name, timeout=PAGE_MS)
 
 
 def test_picker_switches_stores_and_the_url_reopens_them(server: str, browser) -> None:
@@ -112,11 +112,11 @@ def test_upload_keeps_a_valid_store_and_refuses_junk(server: str, browser, tmp_p
     tab = open_page(browser, server)
     panel = open_panel(tab)
     panel.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(junk))
-    expect(tab.get_by_test_id("stAlertContentError").first).to_contain_text("junk.duckdb was not kept", timeout=30_000)
+    expect(tab.get_by_test_id("stAlertContentError").first).to_contain_text("junk.duckdb was not kept", timeout=PAGE_MS)
     expect_datasets(tab, "m/alpha")
     panel.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(good))
     expect(tab.get_by_test_id("stAlertContentSuccess").first).to_contain_text("Kept gamma.duckdb as gamma",
-                                                                               timeout=30_000)
+                                                                               timeout=PAGE_MS)
     expect_datasets(tab, "m/gamma")
     expect(tab).to_have_url(f"{server}/?db=gamma")
     expect(panel.get_by_test_id("stMultiSelect")).to_contain_text("m/gamma")  # download offers the new store
