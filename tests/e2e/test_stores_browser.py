@@ -119,6 +119,7 @@ def test_upload_keeps_a_valid_store_and_refuses_junk(server: str, browser, tmp_p
                                                                                timeout=PAGE_MS)
     expect_datasets(tab, "m/gamma")
     expect(tab).to_have_url(f"{server}/?db=gamma")
+    tab.wait_for_selector(IDLE)  # the run has ended: the previous store's widgets are gone
     expect(panel.get_by_test_id("stMultiSelect")).to_contain_text("m/gamma")  # download offers the new store
     panel.scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
