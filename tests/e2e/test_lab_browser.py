@@ -176,7 +176,9 @@ def test_a_share_link_reopens_the_same_view_in_a_fresh_browser(browser, lab, dat
         expect(metric(tab, "accuracy")).to_have_text(want)
         expect(metric(tab, "avg total tokens")).to_have_text(f"{asc16.avg_total_tokens:,.0f}")
         tab.get_by_role("button", name="Copy link").click()
-        link = tab.get_by_test_id("stCode").filter(has_text="/lab?").inner_text().strip()
+        code = tab.get_by_test_id("stCode").filter(has_text="/lab?")
+        expect(code).to_contain_text("budget=16")  # the link box is drawn after the metrics, in the same run
+        link = code.inner_text().strip()
         shown = {label: metric(tab, label).inner_text() for label in ("accuracy", "95% CI (%)", "avg total tokens")}
     query = parse_qs(urlsplit(link).query)
     assert query["controller"] == ["asc"] and query["budget"] == ["16"] and query["shuffles"] == [str(SHUFFLES)]
