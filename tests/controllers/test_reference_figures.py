@@ -6,6 +6,7 @@ import json
 import pytest
 
 from engine.evaluate import ControllerSpec, evaluate
+from engine.frontier import table1_spec
 from engine.paths import PROJECT_ROOT
 
 REFERENCE = PROJECT_ROOT.parent / "shared" / "docs" / "reference"
@@ -19,14 +20,6 @@ def _rows(name):
 BASELINES = _rows("aime24_baselines.csv")
 PAPER = _rows("paper_table1.csv")
 
-PAPER_SETTINGS = {
-    "sc64": ("sc64", {}),
-    "asc": ("asc64", {}),
-    "esc": ("esc64", {}),
-    "parallel_probe": ("parallel_probe64", {}),
-    "cmc_beta0.5": ("cmc", {"beta": 0.5}),
-    "cmc_beta1.0": ("cmc", {"beta": 1.0}),
-}
 # Qwen3-1.7B Parallel-Probe cannot be reproduced with any known setting (controllers.md):
 # these are the figures the reference 64-chain config gives; aime24 equals aime24_baselines.csv.
 PP_1_7B = {"aime24": (66.03, 745425), "aime25": (44.43, 776647), "hmmt25": (20.3, 859660)}
@@ -45,10 +38,7 @@ def test_aime24_baseline_row_reproduces(row, real_dataset):
 def test_paper_table1_cell_reproduces(row, real_dataset):
     """Every Table 1 cell matches after rounding to 0.1 % and 0.1k tokens."""
     ds = real_dataset(f"{row['model']}/{row['benchmark']}")
-    name, config = PAPER_SETTINGS[row["method"]]
-    if row["method"] == "asc" and row["model"] == "Qwen3-4B":
-        config = {"max_samples": 40}  # the paper's Qwen3-4B ASC row used max_samples=40
-    res = evaluate(ds, ControllerSpec.builtin(name, config))
+    res = evaluate(ds, table1_spec(row["model"], row["method"]))  # incl. Qwen3-4B ASC's max_samples=40
     if row["method"] == "parallel_probe" and row["model"] == "Qwen3-1.7B":
         acc, tokens = PP_1_7B[row["benchmark"]]
         assert (res.accuracy, int(res.avg_total_tokens)) == (acc, tokens)
