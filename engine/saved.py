@@ -7,13 +7,13 @@ controller (lab, frontier, CLI ``--controller saved:<id>``, discovery seeds) res
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.codediff import code_diff
 from engine.controllers.loader import source_hash
 from engine.evaluate import ControllerSpec
 from engine.store import Store, StoreError
@@ -123,9 +123,7 @@ def _root(c: SavedController, by_id: Mapping[str, SavedController]) -> str:
 
 def diff(old: SavedController, new: SavedController) -> str:
     """Unified diff of two saved controllers' sources ('' when the code is the same)."""
-    lines = difflib.unified_diff(old.source.splitlines(keepends=True), new.source.splitlines(keepends=True),
-                                 fromfile=f"{old.name} ({old.id})", tofile=f"{new.name} ({new.id})")
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return code_diff(old.source, new.source, f"{old.name} ({old.id})", f"{new.name} ({new.id})")
 
 
 def resolve_spec(store: Store | None, ref: str, config: Mapping[str, Any] | None = None) -> ControllerSpec:

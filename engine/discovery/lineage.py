@@ -6,10 +6,10 @@ curves come from their own function and are drawn apart; nothing here feeds the 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from engine import saved
+from engine.codediff import code_diff
 from engine.discovery import family, sessions
 from engine.discovery.loop import ranked
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, RoundRecord
@@ -62,8 +62,7 @@ def code_of(store: Store, name: str, rnd: int) -> str:
 
 def diff(parent: str, child: str, parent_label: str = "parent", child_label: str = "child") -> str:
     """Unified diff of two candidates' code."""
-    return "".join(difflib.unified_diff(parent.splitlines(keepends=True), child.splitlines(keepends=True),
-                                        parent_label, child_label))
+    return code_diff(parent, child, parent_label, child_label)
 
 
 def curves(store: Store, name: str, split: str = SEARCH) -> list[Point]:
