@@ -89,7 +89,7 @@ class Stats:
 
     name: str
     proposer: str
-    critic: bool
+    critic: bool | None  # None: an offline session (no model, nothing to review)
     objective: str
     rounds: int  # finished rounds after the seeds
     valid_rounds: int  # rounds with an evaluated candidate
@@ -121,7 +121,8 @@ def stats(store: Store, name: str) -> Stats:
     best = ranked(sessions.list_rounds(store, name))
     top = best[0] if best else None
     return Stats(
-        name, session.config.proposer, session.config.critic, session.config.objective, len(records),
+        name, session.config.proposer, None if session.config.offline else session.config.critic,
+        session.config.objective, len(records),
         sum(r.attempt != NO_CANDIDATE for r in records), len(proposals), sum(c.valid for c in proposals),
         sum(c.purpose == "propose" and c.attempt > 0 for c in calls), sum(c.purpose == "critic" for c in calls),
         sum(c.origin == "critic" and (c.round, c.attempt) in chosen for c in cands),
