@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.discovery import SessionConfig, lineage, sessions, start_session
-from engine.discovery.prompts import curve_table
+from engine.discovery.prompts import CURVE_TASK, curve_table
 from engine.discovery.sessions import HELDOUT as HELDOUT_SPLIT
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.paths import data_dir
@@ -141,3 +141,13 @@ def test_session_stats_count_what_the_proposer_and_critic_did(run) -> None:
     best = sessions.list_rounds(store, NAME)
     assert s.best_score == max(r.score for r in best if r.score is not None)
     assert s.spent_usd == final.spent_usd and s.seconds == final.elapsed_seconds
+
+
+def test_curve_session_prompts_say_how_candidates_are_ranked(run) -> None:
+    """A session on the (default) curve objective tells the proposer how it ranks (the curve task) and shows
+    each past candidate's curve score: the seed's score in the first prompt is the one stored for it."""
+    store, requests, final = run
+    assert final.config.objective == "curve"
+    first = prompts_of(requests)[0]
+    seed = next(r for r in sessions.list_rounds(store, NAME) if r.round == 0)
+    assert CURVE_TASK in first and f"### Round 0 (curve score {seed.score:.2f})" in first
