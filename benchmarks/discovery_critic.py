@@ -71,15 +71,14 @@ def run_session(store: Store, label: str, base_url: str, rounds: int, critic: bo
 
 
 def show(rows: list[lineage.Stats]) -> None:
+    print("best = best search curve score (the seed CMC included); new = best proposed candidate's")
     print(f"{'session':24} {'valid%':>7} {'retries':>7} {'critic':>6} {'revised':>7} {'valid rnds':>10} "
-          f"{'best score':>10} {'best acc%':>9} {'ktok':>7} {'$':>7} {'seconds':>8}")
+          f"{'best':>7} {'new':>7} {'$':>7} {'seconds':>8}")
     for s in rows:
         rate = "-" if s.valid_rate is None else f"{100 * s.valid_rate:.0f}"
-        score = "-" if s.best_score is None else f"{s.best_score:.2f}"
-        acc = "-" if s.best_accuracy is None else f"{s.best_accuracy:.2f}"
-        tok = "-" if s.best_tokens is None else f"{s.best_tokens / 1000:.1f}"
+        best, new = ("-" if v is None else f"{v:.2f}" for v in (s.best_score, s.best_new_score))
         print(f"{s.name:24} {rate:>7} {s.retries:>7} {s.critic_calls:>6} {s.critic_revisions:>7} "
-              f"{s.valid_rounds:>4}/{s.rounds:<5} {score:>10} {acc:>9} {tok:>7} {s.spent_usd:7.4f} {s.seconds:8.1f}")
+              f"{s.valid_rounds:>4}/{s.rounds:<5} {best:>7} {new:>7} {s.spent_usd:7.4f} {s.seconds:8.1f}")
 
 
 def main() -> None:

@@ -145,7 +145,8 @@ def stats_table(rows: list[lineage.Stats]) -> pd.DataFrame:
         "session": s.name, "proposer": s.proposer, "critic": CRITIC_LABELS[s.critic], "objective": s.objective,
         "rounds": s.rounds, "valid rounds": s.valid_rounds,
         "valid answers %": None if s.valid_rate is None else round(100 * s.valid_rate, 1), "retries": s.retries,
-        "critic revisions": s.critic_revisions, "best score": s.best_score, "best acc %": s.best_accuracy,
+        "critic revisions": s.critic_revisions, "best score": s.best_score, "best new score": s.best_new_score,
+        "best acc %": s.best_accuracy,
         "best ktokens": None if s.best_tokens is None else s.best_tokens / 1000, "$": s.spent_usd,
         "seconds": round(s.seconds, 1)} for s in rows])
 

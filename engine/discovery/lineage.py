@@ -101,6 +101,7 @@ class Stats:
     best_score: float | None
     best_accuracy: float | None
     best_tokens: float | None
+    best_new_score: float | None  # the best proposed candidate's (rounds after the seeds)
     spent_usd: float
     seconds: float
 
@@ -127,6 +128,7 @@ def stats(store: Store, name: str) -> Stats:
         sum(c.purpose == "propose" and c.attempt > 0 for c in calls), sum(c.purpose == "critic" for c in calls),
         sum(c.origin == "critic" and (c.round, c.attempt) in chosen for c in cands),
         top.score if top else None, top.accuracy if top else None, top.tokens if top else None,
+        max((r.score for r in records if r.score is not None), default=None),
         session.spent_usd, session.elapsed_seconds)
 
 

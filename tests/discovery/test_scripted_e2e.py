@@ -140,6 +140,7 @@ def test_session_stats_count_what_the_proposer_and_critic_did(run) -> None:
     assert (s.rounds, s.valid_rounds) == (4, 3) and s.valid_rate == 3 / 9
     best = sessions.list_rounds(store, NAME)
     assert s.best_score == max(r.score for r in best if r.score is not None)
+    assert s.best_new_score == max(r.score for r in best if r.score is not None and r.round > 0)
     assert s.spent_usd == final.spent_usd and s.seconds == final.elapsed_seconds
 
 
