@@ -6,7 +6,9 @@ Prints:
      (compiled kernel), side by side;
   2. prompt size in tokens for rounds 1..5 (history of 1..3 candidates, the default 6000-token budget);
   3. an offline (Optuna) session of --trials trials on the four Qwen3 models' AIME24 as search set,
-     then its best candidate against CMC at the same betas on the held-out AIME25 + HMMT25 (100 shuffles).
+     then its best candidate against CMC at the same betas on the held-out AIME25 + HMMT25 (100 shuffles),
+     both curves' held-out curve scores, and whether the best's curve rises with beta (--objective: curve
+     by default; accuracy or penalised for the earlier point objectives).
 Results of part 3 are also written as JSON (--json) for the figures in docs/discovery.md.
 """
 
@@ -24,7 +26,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.controllers import BETAS
-from engine.discovery import SessionConfig, family, ranked, run_session, sessions, start_session
+from engine.discovery import SessionConfig, family, objective, ranked, run_session, sessions, start_session
 from engine.discovery.prompts import Entry, build_prompt
 from engine.discovery.sessions import SEARCH
 from engine.evaluate import ControllerSpec, evaluate
@@ -88,10 +90,12 @@ def prompt_section(store: Store) -> None:
               f"(retry prompt {retry.tokens}){' OVER BUDGET' if prompt.over_budget else ''}")
 
 
-def offline_section(store: Store, name: str, trials: int, shuffles: int, gamma: float, out: Path | None) -> None:
-    print(f"\n== Offline session: {trials} trials, search = AIME24 x 4 models, 11 betas, {shuffles} shuffles ==")
+def offline_section(store: Store, name: str, trials: int, shuffles: int, goal: str, gamma: float,
+                    out: Path | None) -> None:
+    print(f"\n== Offline session: {trials} trials, search = AIME24 x 4 models, 11 betas, {shuffles} shuffles, "
+          f"objective {goal} ==")
     config = SessionConfig(name=name, proposer="offline", search=SEARCH_SETS, betas=BETAS, shuffles=shuffles,
-                           rounds=trials, objective="penalised", gamma=gamma)
+                           rounds=trials, objective=goal, gamma=gamma)
     start = time.perf_counter()
     last = [start]
 
@@ -124,13 +128,34 @@ def offline_section(store: Store, name: str, trials: int, shuffles: int, gamma: 
     mean = {k: sum(r[k] for r in table) / len(table) for k in ("best_acc", "best_tok", "cmc_acc", "cmc_tok")}
     print(f" mean {mean['best_acc']:10.2f} {mean['best_tok'] / 1000:10.1f} {mean['cmc_acc']:9.2f} "
           f"{mean['cmc_tok'] / 1000:9.1f}")
+    scores = heldout_curve_scores(store, table)
+    lo, hi = table[0], table[-1]
+    rising = hi["best_tok"] >= 1.1 * lo["best_tok"] and hi["best_acc"] > lo["best_acc"]
+    print(f"held-out curve score (mean of the 8 datasets' curve scores): best {scores['best']:.2f}, "
+          f"CMC {scores['cmc']:.2f}")
+    print(f"best's held-out curve {'RISES' if rising else 'DOES NOT RISE'} with beta: "
+          f"{lo['best_acc']:.2f}% at {lo['best_tok'] / 1000:.1f}k (beta 0) -> {hi['best_acc']:.2f}% at "
+          f"{hi['best_tok'] / 1000:.1f}k (beta 1)")
     if out:
         search = [(e.round, e.dataset, e.beta, e.accuracy, e.tokens) for e in
                   sessions.list_evaluations(store, name, SEARCH)]
         out.write_text(json.dumps({"trials": [(r.round, r.accuracy, r.tokens, r.score) for r in records],
                                    "best_round": best.round, "params": params, "heldout": table,
-                                   "search": search, "seconds": wall}, indent=1))
+                                   "search": search, "seconds": wall, "objective": goal,
+                                   "heldout_curve_scores": scores}, indent=1))
         print(f"wrote {out}")
+
+
+def heldout_curve_scores(store: Store, table: list[dict]) -> dict[str, float]:
+    """The curve objective on the held-out sets (display only), from the per-dataset rows of ``table``."""
+    datasets = [store.load_dataset(n) for n in HELDOUT_SETS]
+    spans = objective.spans(store, datasets, BETAS, FULL_SHUFFLES)
+    out = {}
+    for key in ("best", "cmc"):
+        sweeps = {n: [(row["beta"], row["per_dataset"][n][key][0], row["per_dataset"][n][key][1]) for row in table]
+                  for n in HELDOUT_SETS}
+        out[key] = objective.curve_score(sweeps, spans)
+    return out
 
 
 def heldout_table(store: Store, params: dict) -> list[dict]:
@@ -138,6 +163,7 @@ def heldout_table(store: Store, params: dict) -> list[dict]:
     for beta in BETAS:
         acc = {"best": [], "cmc": []}
         tok = {"best": [], "cmc": []}
+        per_dataset: dict[str, dict[str, tuple[float, float]]] = {}
         for name in HELDOUT_SETS:
             ds = store.load_dataset(name)
             cmc = ControllerSpec.builtin("cmc", {"beta": beta})
@@ -145,8 +171,9 @@ def heldout_table(store: Store, params: dict) -> list[dict]:
                 r = evaluate(ds, spec, shuffles=FULL_SHUFFLES, store=store)
                 acc[key].append(r.accuracy)
                 tok[key].append(r.avg_total_tokens)
+                per_dataset.setdefault(name, {})[key] = (r.accuracy, r.avg_total_tokens)
         rows.append({"beta": beta, "best_acc": sum(acc["best"]) / 8, "best_tok": sum(tok["best"]) / 8,
-                     "cmc_acc": sum(acc["cmc"]) / 8, "cmc_tok": sum(tok["cmc"]) / 8})
+                     "cmc_acc": sum(acc["cmc"]) / 8, "cmc_tok": sum(tok["cmc"]) / 8, "per_dataset": per_dataset})
     return rows
 
 
@@ -156,7 +183,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--session", help="session name (default bench-offline-<shuffles>); resumed if it exists")
     parser.add_argument("--shuffles", type=int, default=20, help="shuffles per search evaluation")
-    parser.add_argument("--gamma", type=float, default=0.01, help="accuracy points per 1000 tokens")
+    parser.add_argument("--objective", choices=objective.OBJECTIVES, default=objective.CURVE)
+    parser.add_argument("--gamma", type=float, default=0.01, help="penalised objective: points per 1000 tokens")
     parser.add_argument("--sections", default="eval,prompt,offline")
     parser.add_argument("--eval-shuffles", type=int, default=FULL_SHUFFLES, help="shuffles in the timing section")
     parser.add_argument("--json", type=Path, help="write the offline session's figures here")
@@ -171,8 +199,8 @@ def main() -> None:
     if "prompt" in sections:
         prompt_section(store)
     if "offline" in sections:
-        name = args.session or f"bench-offline-{args.shuffles}"
-        offline_section(store, name, args.trials, args.shuffles, args.gamma, args.json)
+        name = args.session or f"bench-offline-{args.objective}-{args.shuffles}"
+        offline_section(store, name, args.trials, args.shuffles, args.objective, args.gamma, args.json)
 
 
 if __name__ == "__main__":

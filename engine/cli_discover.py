@@ -37,7 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
     d.add_argument("--seeds", type=_names, help="seed controllers: cmc, saved:<id> (offline: family presets)")
     d.add_argument("--betas", type=_floats, help="comma list of betas (default 0,0.1,...,1)")
     d.add_argument("--shuffles", type=int, default=100)
-    d.add_argument("--objective", choices=OBJECTIVES, default="accuracy")
+    d.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0],
+                   help="curve: the whole beta curve against CMC's budget range (default); accuracy or "
+                        "penalised: the sweep's mean point")
     d.add_argument("--gamma", type=float, default=0.01, help="penalised objective: points per 1000 tokens")
     d.add_argument("--retries", type=int, default=2, help="retries of an invalid candidate, shown the error")
     d.add_argument("--no-critic", action="store_true", help="skip the critic step")

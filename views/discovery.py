@@ -19,6 +19,7 @@ from ui.context import USER_ERRORS, current_store
 from ui.links import copy_link_button
 
 REFRESH_SECONDS = 2.0
+CRITIC_LABELS = {True: "on", False: "off", None: "-"}  # None: offline, no critic step
 
 
 def main() -> None:
@@ -134,6 +135,20 @@ def show_session(store: Store, name: str, names: list[str]) -> None:
     with compare:
         others = st.multiselect("Sessions", names, default=[name], key="compare")
         st.plotly_chart(figures.compare_sessions({n: lineage.best_curve(store, n) for n in others}), width="stretch")
+        st.dataframe(stats_table([lineage.stats(store, n) for n in others]), hide_index=True, width="stretch")
+        st.caption("Scores compare only between sessions with the same objective, search datasets, betas and "
+                   "shuffles; the critic column shows whether each session reviewed its candidates.")
+
+
+def stats_table(rows: list[lineage.Stats]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "session": s.name, "proposer": s.proposer, "critic": CRITIC_LABELS[s.critic], "objective": s.objective,
+        "rounds": s.rounds, "valid rounds": s.valid_rounds,
+        "valid answers %": None if s.valid_rate is None else round(100 * s.valid_rate, 1), "retries": s.retries,
+        "critic revisions": s.critic_revisions, "best score": s.best_score, "best new score": s.best_new_score,
+        "best acc %": s.best_accuracy,
+        "best ktokens": None if s.best_tokens is None else s.best_tokens / 1000, "$": s.spent_usd,
+        "seconds": round(s.seconds, 1)} for s in rows])
 
 
 def rounds_table(records: list) -> pd.DataFrame:

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from engine.controllers import BETAS
+from engine.discovery.objective import CURVE, OBJECTIVES
 
 OFFLINE = "offline"
-OBJECTIVES = ("accuracy", "penalised")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -34,7 +34,7 @@ class SessionConfig:
     seeds: tuple[str, ...] = ("cmc",)  # built-in beta controllers or saved:<id>; offline: family presets
     betas: tuple[float, ...] = BETAS
     shuffles: int = 100
-    objective: str = "accuracy"  # accuracy first then tokens, or acc - gamma * ktokens
+    objective: str = CURVE  # the whole beta curve; or a mean point: accuracy, or acc - gamma * ktokens
     gamma: float = 0.01  # accuracy points per 1000 tokens, for "penalised"
     rounds: int = 5
     budget_usd: float | None = None

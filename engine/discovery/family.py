@@ -50,6 +50,23 @@ def preset(name: str) -> Params:
     return {f"{k}.{part}": v for k, (v0, v1) in CMC_ENDS.items() for part, v in (("v0", v0), ("v1", v1), ("p", 1.0))}
 
 
+# +1: the knob grows from beta 0 to beta 1 in CMC (more thorough, dearer); -1: it shrinks.
+THOROUGH = {k: 1 if v1 > v0 else -1 for k, (v0, v1) in CMC_ENDS.items()}
+
+
+def curve_ranges() -> dict[str, tuple[float, float]]:
+    """Search ranges that make every member a rising curve: each knob's beta-0 end lies on the cheap side
+    of CMC's beta-0.5 value and its beta-1 end on the thorough side (``THOROUGH``), so beta 0 is the
+    cheapest setting and beta 1 the most thorough, whatever values are drawn."""
+    mid = knobs_at(preset(BASE), 0.5)
+    out = {}
+    for knob, (_, low, high) in KNOBS.items():
+        cheap, thorough = ((low, mid[knob]), (mid[knob], high)) if THOROUGH[knob] > 0 else \
+            ((mid[knob], high), (low, mid[knob]))
+        out[f"{knob}.v0"], out[f"{knob}.v1"] = cheap, thorough
+    return out
+
+
 def knobs_at(params: Params, beta: float) -> dict[str, Any]:
     """Every knob's value at ``beta`` for the family member ``params``."""
     b = min(1.0, max(0.0, float(beta)))

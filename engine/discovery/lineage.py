@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 from engine import saved
 from engine.codediff import code_diff
-from engine.discovery import family, sessions
+from engine.discovery import family, objective, sessions
 from engine.discovery.loop import ranked
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, RoundRecord
-from engine.evaluate import ControllerSpec, evaluate
 from engine.store import Store
 
 
@@ -82,6 +81,56 @@ def best_curve(store: Store, name: str) -> list[Point]:
             for e in sessions.list_evaluations(store, name, SEARCH, best[0].round, best[0].attempt)]
 
 
+@dataclass(frozen=True)
+class Stats:
+    """What a session's proposer did: how often its code was valid, retried, revised by the critic; its best
+    search score, spend and time. Compared between sessions (e.g. critic on against critic off)."""
+
+    name: str
+    proposer: str
+    critic: bool | None  # None: an offline session (no model, nothing to review)
+    objective: str
+    rounds: int  # finished rounds after the seeds
+    valid_rounds: int  # rounds with an evaluated candidate
+    proposals: int  # proposer answers (first tries and retries)
+    valid_proposals: int
+    retries: int  # proposer requests after an invalid answer
+    critic_calls: int
+    critic_revisions: int  # valid critic rewrites that replaced the candidate
+    best_score: float | None
+    best_accuracy: float | None
+    best_tokens: float | None
+    best_new_score: float | None  # the best proposed candidate's (rounds after the seeds)
+    spent_usd: float
+    seconds: float
+
+    @property
+    def valid_rate(self) -> float | None:
+        """Share of proposer answers that passed validation."""
+        return self.valid_proposals / self.proposals if self.proposals else None
+
+
+def stats(store: Store, name: str) -> Stats:
+    """The proposer's record in session ``name`` (search figures only)."""
+    session = sessions.get_session(store, name)
+    records = [r for r in sessions.list_rounds(store, name) if r.round > 0]
+    cands = [c for c in sessions.list_candidates(store, name) if c.round > 0]
+    calls = [c for c in sessions.list_calls(store, name) if c.round > 0]
+    chosen = {(r.round, r.attempt) for r in records}
+    proposals = [c for c in cands if c.origin == "propose"]
+    best = ranked(sessions.list_rounds(store, name))
+    top = best[0] if best else None
+    return Stats(
+        name, session.config.proposer, None if session.config.offline else session.config.critic,
+        session.config.objective, len(records),
+        sum(r.attempt != NO_CANDIDATE for r in records), len(proposals), sum(c.valid for c in proposals),
+        sum(c.purpose == "propose" and c.attempt > 0 for c in calls), sum(c.purpose == "critic" for c in calls),
+        sum(c.origin == "critic" and (c.round, c.attempt) in chosen for c in cands),
+        top.score if top else None, top.accuracy if top else None, top.tokens if top else None,
+        max((r.score for r in records if r.score is not None), default=None),
+        session.spent_usd, session.elapsed_seconds)
+
+
 def heldout_curves(store: Store, name: str) -> list[Point]:
     """The held-out figures (display only)."""
     return curves(store, name, HELDOUT)
@@ -95,13 +144,8 @@ def _label(r: RoundRecord, seeds: tuple[str, ...]) -> str:
 
 def baselines(store: Store, datasets: list[str], betas: tuple[float, ...], shuffles: int) -> list[Point]:
     """CMC's beta sweep on ``datasets`` (compiled, cached in the store): the curve to beat."""
-    out = []
-    for name in datasets:
-        ds = store.load_dataset(name)
-        for beta in betas:
-            res = evaluate(ds, ControllerSpec.builtin("cmc", {"beta": beta}), shuffles=shuffles, store=store)
-            out.append(Point("CMC (baseline)", name, beta, res.accuracy, res.avg_total_tokens))
-    return out
+    return [Point("CMC (baseline)", name, beta, accuracy, tokens) for name in datasets
+            for beta, accuracy, tokens in objective.baseline_sweep(store, store.load_dataset(name), betas, shuffles)]
 
 
 def promote(store: Store, session: str, rnd: int, *, attempt: int | None = None,

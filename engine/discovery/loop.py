@@ -21,9 +21,9 @@ from typing import Any
 
 from engine import controllers, saved
 from engine.controllers.loader import ControllerError
-from engine.discovery import family, sessions
+from engine.discovery import family, objective, sessions
 from engine.discovery.config import ConfigError, SessionConfig
-from engine.discovery.prompts import Entry, Prompt, build_prompt, extract_code, summary
+from engine.discovery.prompts import CURVE_TASK, Entry, Prompt, build_prompt, extract_code, summary
 from engine.discovery.proposers import LLMProposer, OfflineProposer, ProposerError
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, Candidate, Evaluation, RoundRecord, Session
 from engine.discovery.validate import smoke_dataset, validate
@@ -86,14 +86,10 @@ def run_session(store: Store, name: str, *, api_key: str | None = None, on_event
     return sessions.get_session(store, name)
 
 
-def score_of(config: SessionConfig, accuracy: float, tokens: float) -> float:
-    """The session objective: accuracy (%), or accuracy - gamma per 1000 tokens."""
-    return accuracy if config.objective == "accuracy" else accuracy - config.gamma * tokens / 1000
-
-
 def describe_best(config: SessionConfig, r: RoundRecord) -> str:
-    """``best 64.20% at 312.5k tokens (round 3)``, with the score when the objective penalises tokens."""
-    score = f"score {r.score:.2f}: " if config.objective == "penalised" else ""
+    """``best 64.20% at 312.5k tokens (round 3)``, with the score unless the objective is plain accuracy."""
+    name = "curve score" if config.objective == objective.CURVE else "score"
+    score = f"{name} {r.score:.2f}: " if config.objective != objective.ACCURACY else ""
     return f"best {score}{r.accuracy:.2f}% at {r.tokens / 1000:.1f}k tokens (round {r.round})"
 
 
@@ -117,8 +113,11 @@ class _Runner:
         self.smoke_limits = Limits(**SMOKE_LIMITS)
         self.hide = (store.path,)
         self.elapsed0, self.t0 = session.elapsed_seconds, time.monotonic()
+        self._spans: dict[str, objective.Span] | None = None  # the curve score's budget ranges, on first use
         if self.cfg.offline:
-            self.offline: OfflineProposer | None = OfflineProposer(self.cfg.seed)
+            curve = self.cfg.objective == objective.CURVE  # one score; members drawn as rising curves
+            self.offline: OfflineProposer | None = OfflineProposer(self.cfg.seed, ["maximize"], family.curve_ranges()) \
+                if curve else OfflineProposer(self.cfg.seed)
             self.llm: LLMProposer | None = None
         else:
             self.offline = None
@@ -213,7 +212,7 @@ class _Runner:
             if cand is None:
                 retry = None if last is None else (last.code or "(no code block found)", last.error or "")
                 reply = self._ask(rnd, "propose", attempt, lambda r=retry: build_prompt(
-                    entries, self.cfg.prompt_budget, self.llm.count_tokens, retry=r))
+                    entries, self.cfg.prompt_budget, self.llm.count_tokens, retry=r, task=self._task()))
                 self._step(rnd, "validate")
                 cand = self._validated(rnd, attempt, "propose", extract_code(reply))
             if cand.valid:
@@ -226,6 +225,9 @@ class _Runner:
             self._record_failure(rnd, last, seen, start)
             return
         self._record(rnd, chosen, parent=seen[0] if seen else None, seen=seen, start=start)
+
+    def _task(self) -> str | None:
+        return CURVE_TASK if self.cfg.objective == objective.CURVE else None
 
     def _critique(self, rnd: int, entries: list[Entry], chosen: Candidate) -> Candidate:
         attempt = self.cfg.retries + 1
@@ -287,7 +289,9 @@ class _Runner:
             for e in evals:
                 if (e.round, e.attempt) == (r.round, r.attempt):
                     curve.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
-            entries.append(Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace))
+            score = r.score if self.cfg.objective == objective.CURVE else None
+            entries.append(Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace,
+                                 score))
         return entries
 
     # -- an offline round ---------------------------------------------------------------------------------
@@ -305,10 +309,13 @@ class _Runner:
         self._record(rnd, cand, parent=best[0].round if best else None, seen=[best[0].round] if best else [],
                      start=start)
 
-    def _trials(self, records: list[RoundRecord]) -> list[tuple[family.Params, float, float]]:
-        """Every evaluated family member with its search accuracy and tokens (held-out never enters)."""
+    def _trials(self, records: list[RoundRecord]) -> list[tuple[family.Params, list[float]]]:
+        """Every evaluated family member with its search figures (held-out never enters): its curve score,
+        or (accuracy, tokens) for the point objectives, the sampler's objectives."""
         cands = {(c.round, c.attempt): c for c in sessions.list_candidates(self.store, self.name)}
-        return [(cands[(r.round, r.attempt)].params, r.accuracy, r.tokens) for r in records if r.score is not None]
+        curve = self.cfg.objective == objective.CURVE
+        return [(cands[(r.round, r.attempt)].params, [r.score] if curve else [r.accuracy, r.tokens])
+                for r in records if r.score is not None]
 
     # -- evaluation and the round record ------------------------------------------------------------
     def _spec(self, cand: Candidate, beta: float) -> ControllerSpec:
@@ -368,8 +375,19 @@ class _Runner:
             except ControllerError:
                 pass  # display only: a held-out failure changes nothing in the search
         self._put_round(RoundRecord(
-            rnd, cand.attempt, parent, seen, self._summary(cand), score_of(self.cfg, accuracy, tokens), accuracy,
+            rnd, cand.attempt, parent, seen, self._summary(cand), self._score(rnd, cand, accuracy, tokens), accuracy,
             tokens, heldout[0], heldout[1], trace, *self._round_costs(rnd), time.monotonic() - start, _now()))
+
+    def _score(self, rnd: int, cand: Candidate, accuracy: float, tokens: float) -> float:
+        """The session objective of a candidate from its search figures (never held-out ones)."""
+        if self.cfg.objective != objective.CURVE:
+            return objective.point_score(self.cfg.objective, self.cfg.gamma, accuracy, tokens)
+        if self._spans is None:
+            self._spans = objective.spans(self.store, self.search, self.cfg.betas, self.cfg.shuffles)
+        sweeps: dict[str, list[tuple[float, float, float]]] = {}
+        for e in sessions.list_evaluations(self.store, self.name, SEARCH, rnd, cand.attempt):
+            sweeps.setdefault(e.dataset, []).append((e.beta, e.accuracy, e.tokens))
+        return objective.curve_score(sweeps, self._spans)
 
     def _record_failure(self, rnd: int, last: Candidate | None, seen: list[int], start: float) -> None:
         error = (last.error or "").strip().splitlines()[0] if last is not None and last.error else "no candidate"

@@ -52,6 +52,14 @@ one ```python code block.
 """
 
 
+CURVE_TASK = """Write a new controller whose beta curve beats the best candidate's. Candidates are ranked by their curve
+score: on each dataset, the best accuracy reachable within a token budget, averaged over budgets on a log
+scale from CMC's cost at beta 0 up to reading 64 branches in full. A beta point counts only if it costs at
+least as much as the lower betas' points, so beta must raise the spend: a controller that ignores beta (or
+spends less as beta grows) scores nothing for the budgets below its cost. Be cheap at beta 0, most
+accurate at beta 1, and better than the best candidate at every beta in between."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """A past candidate as the proposer sees it: search-set figures only."""
@@ -62,6 +70,7 @@ class Entry:
     # rows: (beta, {dataset: (accuracy %, tokens)})
     curve: list[tuple[float, dict[str, tuple[float, float]]]]
     trace: str
+    score: float | None = None  # its curve score, shown when the session ranks by the curve
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,14 @@ class Prompt:
 
 
 def build_prompt(entries: list[Entry], budget: int, count: Counter, *, retry: tuple[str, str] | None = None,
-                 critic_code: str | None = None) -> Prompt:
+                 critic_code: str | None = None, task: str | None = None) -> Prompt:
     """The prompt for a proposal (or a retry with ``(code, error)``, or a critique of ``critic_code``).
 
     ``entries`` are the best candidates first; the first is the parent, shown with its code.
+    ``task`` replaces the default proposal task (the curve objective's says how it ranks).
     Parts are dropped from the least useful end until the text fits ``budget`` tokens.
     """
-    tail = _tail(retry, critic_code)
+    tail = _tail(retry, critic_code, task or TASK)
     parts = [_entry_text(e, with_code=(i == 0), with_trace=True) for i, e in enumerate(entries)]
     variants = [parts]
     for i in range(len(parts) - 1, -1, -1):  # drop traces, then the others' tables, then the parent's code
@@ -101,18 +111,22 @@ def _assemble(parts: list[str], tail: str) -> str:
     return f"{ENVIRONMENT}\n## Best candidates so far (search datasets)\n\n{history}\n\n{tail}".rstrip() + "\n"
 
 
-def _tail(retry: tuple[str, str] | None, critic_code: str | None) -> str:
+TASK = "Write a new controller that beats the best candidate (higher accuracy at equal or fewer tokens)."
+
+
+def _tail(retry: tuple[str, str] | None, critic_code: str | None, task: str) -> str:
     if critic_code is not None:
         return f"## Candidate under review\n\n```python\n{critic_code}\n```\n\n{CRITIC}"
     if retry is not None:
         code, error = retry
         return (f"## Your previous answer failed validation\n\n```python\n{code}\n```\n\nError:\n{error[-1500:]}\n\n"
                 "Fix it and reply with the complete corrected file in one ```python code block.")
-    return "## Task\n\nWrite a new controller that beats the best candidate (higher accuracy at equal or fewer tokens)."
+    return f"## Task\n\n{task}"
 
 
 def _entry_text(e: Entry, *, with_code: bool, with_trace: bool) -> str:
-    lines = [f"### Round {e.round}: {e.summary or '(no summary)'}", curve_table(e.curve)]
+    score = "" if e.score is None else f" (curve score {e.score:.2f})"
+    lines = [f"### Round {e.round}{score}: {e.summary or '(no summary)'}", curve_table(e.curve)]
     if with_trace and e.trace:
         lines.append(f"Execution trace where it failed:\n{e.trace}")
     if with_code and e.code:

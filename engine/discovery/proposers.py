@@ -81,37 +81,45 @@ def _env_has_key(model: str) -> bool:
 
 
 class OfflineProposer:
-    """Optuna's multi-objective TPE over the family: maximise search accuracy, minimise tokens.
+    """Optuna's TPE over the family, on the session objective's terms: ``directions`` ["maximize"] for the
+    curve score, or ["maximize", "minimize"] (multi-objective: search accuracy, tokens) for the point ones.
 
     The study is rebuilt from the session's finished trials each time, and the sampler is seeded
     by the number of trials, so a resumed session asks exactly what the killed one would have.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, directions: list[str] | None = None,
+                 ranges: dict[str, tuple[float, float]] | None = None) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._optuna = optuna
         self.seed = seed
+        self.directions = directions or ["maximize", "minimize"]
+        self.ranges = ranges or {}  # per parameter (low, high); default: the knob's whole range for both ends
 
     def distributions(self) -> dict:
         d = self._optuna.distributions
         out = {}
         for knob, (kind, low, high) in family.KNOBS.items():
-            dist = d.IntDistribution(int(low), int(high)) if kind is int else d.FloatDistribution(low, high)
-            out[f"{knob}.v0"] = out[f"{knob}.v1"] = dist
+            for end in ("v0", "v1"):
+                lo, hi = self.ranges.get(f"{knob}.{end}", (low, high))
+                out[f"{knob}.{end}"] = d.IntDistribution(int(lo), int(hi)) if kind is int else \
+                    d.FloatDistribution(lo, hi)
             out[f"{knob}.p"] = d.CategoricalDistribution(family.SHAPES)
         return out
 
-    def ask(self, history: list[tuple[family.Params, float, float]]) -> family.Params:
-        """The next member to try, given ``(params, accuracy, tokens)`` of every finished trial."""
+    def ask(self, history: list[tuple[family.Params, list[float]]]) -> family.Params:
+        """The next member to try, given ``(params, objective values)`` of every finished trial."""
         optuna = self._optuna
         dists = self.distributions()
-        sampler = optuna.samplers.TPESampler(seed=self.seed + len(history), n_startup_trials=10)
-        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-        for params, accuracy, tokens in history:
+        multivariate = len(self.directions) == 1  # the curve score: knobs interact, model them jointly
+        sampler = optuna.samplers.TPESampler(seed=self.seed + len(history), n_startup_trials=10,
+                                             multivariate=multivariate)
+        study = optuna.create_study(directions=self.directions, sampler=sampler)
+        for params, values in history:
             study.add_trial(optuna.trial.create_trial(params=_typed(params, dists), distributions=dists,
-                                                      values=[accuracy, tokens]))
+                                                      values=values))
         trial = study.ask(dists)
         return {k: trial.params[k] for k in dists}
 

@@ -12,6 +12,8 @@ from plotly.subplots import make_subplots
 
 COLUMNS = 4
 BASELINE_STYLE = {"color": "#444", "dash": "dash", "width": 2}
+SCORE_LABELS = {"curve": "curve score (mean attainable accuracy %)", "accuracy": "accuracy (%)",
+                "penalised": "accuracy - gamma x ktokens"}
 HELDOUT_BANNER = "HELD-OUT: display only (never shown to the proposer, never used to select)"
 
 
@@ -78,7 +80,7 @@ def progress(rounds: Sequence[Any], objective: str) -> go.Figure:
         spend.append((r.round, total))
     fig.add_trace(go.Scatter(x=[s[0] for s in spend], y=[s[1] for s in spend], mode="lines", name="spend ($)",
                              line={"dash": "dot", "color": "#888"}), secondary_y=True)
-    label = "accuracy (%)" if objective == "accuracy" else "accuracy - gamma x ktokens"
+    label = SCORE_LABELS.get(objective, "score")
     fig.update_layout(title="Search score per round", xaxis_title="round", height=360)
     fig.update_yaxes(title_text=label, secondary_y=False)
     fig.update_yaxes(title_text="spend ($)", secondary_y=True, rangemode="tozero")

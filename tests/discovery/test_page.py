@@ -46,6 +46,9 @@ def test_finished_session_shows_curves_heldout_apart_lineage_and_promotes(page_s
     assert len(at.get("plotly_chart")) == 4
     assert any(HELDOUT_BANNER in w.value for w in at.warning)
     assert any(c.language == "diff" and "@@" in c.value for c in at.code)
+    compared = next(d.value for d in at.dataframe if "critic" in d.value.columns)
+    assert compared.iloc[0]["session"] == "off" and compared.iloc[0]["critic"] == "-"
+    assert compared.iloc[0]["objective"] == "curve" and compared.iloc[0]["valid rounds"] == 2
     next(b for b in at.button if "Promote" in b.label).click()
     run(at)
     assert any("saved as" in s.value for s in at.success)

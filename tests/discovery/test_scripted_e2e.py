@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.discovery import SessionConfig, sessions, start_session
-from engine.discovery.prompts import curve_table
+from engine.discovery import SessionConfig, lineage, sessions, start_session
+from engine.discovery.prompts import CURVE_TASK, curve_table
 from engine.discovery.sessions import HELDOUT as HELDOUT_SPLIT
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.paths import data_dir
@@ -127,3 +127,28 @@ def test_costs_and_timings_are_recorded(run) -> None:
     assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 and c.usd == 0 and c.seconds >= 0 for c in calls)
     assert final.spent_usd == 0 and final.elapsed_seconds > 0
     assert all(r.seconds > 0 for r in sessions.list_rounds(store, NAME))
+
+
+def test_session_stats_count_what_the_proposer_and_critic_did(run) -> None:
+    """The comparison figures (valid answers, retries, critic requests and revisions, valid rounds) count
+    the scripted session's events exactly: 9 answers of which 3 valid, 5 retries, 3 critic requests,
+    1 revision that became the round's candidate, 3 of 4 rounds with a candidate."""
+    store, _, final = run
+    s = lineage.stats(store, NAME)
+    assert (s.proposals, s.valid_proposals, s.retries) == (9, 3, 5)
+    assert (s.critic, s.critic_calls, s.critic_revisions) == (True, 3, 1)
+    assert (s.rounds, s.valid_rounds) == (4, 3) and s.valid_rate == 3 / 9
+    best = sessions.list_rounds(store, NAME)
+    assert s.best_score == max(r.score for r in best if r.score is not None)
+    assert s.best_new_score == max(r.score for r in best if r.score is not None and r.round > 0)
+    assert s.spent_usd == final.spent_usd and s.seconds == final.elapsed_seconds
+
+
+def test_curve_session_prompts_say_how_candidates_are_ranked(run) -> None:
+    """A session on the (default) curve objective tells the proposer how it ranks (the curve task) and shows
+    each past candidate's curve score: the seed's score in the first prompt is the one stored for it."""
+    store, requests, final = run
+    assert final.config.objective == "curve"
+    first = prompts_of(requests)[0]
+    seed = next(r for r in sessions.list_rounds(store, NAME) if r.round == 0)
+    assert CURVE_TASK in first and f"### Round 0 (curve score {seed.score:.2f})" in first
