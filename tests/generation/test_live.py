@@ -7,18 +7,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import scripted_model as sm
+from servers import scripted_server
 
+from engine.dataset import Dataset, Question
 from engine.evaluate import ControllerSpec, evaluate
 from engine.generation import records
 from engine.generation.backend import prompt_format
 from engine.generation.branches import BranchEngine
 from engine.generation.collect import collect
 from engine.generation.live import LiveEpisode, LiveQuestion, compare, replay_check, run_live
+from engine.generation.openai_backend import OpenAIBackend
 from engine.paths import PROJECT_ROOT
 from engine.replay import Episode, replay_questions
+from engine.sandbox import Limits
 from engine.store import Store
 
 POOL = 4
@@ -139,6 +144,36 @@ def test_sandboxed_user_code_drives_the_model_in_one_run(collected: Store, backe
     assert all(e.timing.generate_calls > 1 for e in run.episodes)
     assert [int(out.total_tokens[0, 0]) for out in runs] == [e.total_tokens for e in run.episodes]
     assert [out.actions[(0, 0)] for out in runs] == [e.actions for e in run.episodes]
+
+
+ONE_PROBE = """
+class OneProbe:
+    def solve(self, q):
+        return q.probe_new()[0]
+"""
+
+
+def _slow(endpoint: str, body: dict) -> str:
+    time.sleep(1.6)
+    return sm.reply(endpoint, body)
+
+
+def test_the_models_time_is_not_the_sandboxed_controllers(monkeypatch) -> None:
+    """A sandboxed controller waiting for the model is not charged that wait: one action whose interval and
+    probe take 3.2 s runs under a 0.5 s episode limit (plus the parent's 2 s grace), which still bounds the
+    controller's own time."""
+    import engine.generation.live as live
+
+    monkeypatch.setattr(live, "LIVE_LIMITS", Limits(episode_seconds=0.5, evaluation_seconds=3600))
+    with scripted_server(_slow) as srv:
+        slow = OpenAIBackend("scripted", srv.base_url, concurrency=2)
+        try:
+            dataset = Dataset("q", (Question(sm.QUESTIONS[0][0], sm.QUESTIONS[0][1], sm.INTERVAL, ()),))
+            run = run_live(dataset, ControllerSpec.from_source(ONE_PROBE, "OneProbe"), _engine(slow), pool=POOL)
+        finally:
+            slow.close()
+    (episode,) = run.episodes
+    assert episode.actions == [-1] and episode.model_seconds > 3.0 and episode.answer == "No"
 
 
 def test_compare_and_store(collected: Store, backend) -> None:
