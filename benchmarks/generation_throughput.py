@@ -117,7 +117,9 @@ def model(vllm_dir: str | None) -> Iterator[tuple[str, Backend]]:
     """(label, backend): SmolLM2 behind llama.cpp's server, or ``vllm.LLM`` on ``vllm_dir``."""
     if vllm_dir:
         options = {"max_model_len": 2048, **json.loads(os.environ.get("TTSLAB_VLLM_OPTIONS", "{}"))}
-        yield f"vllm.LLM on {Path(vllm_dir).name}", make_backend(BackendConfig("vllm", vllm_dir, options=options))
+        backend = make_backend(BackendConfig("vllm", vllm_dir, options=options))
+        yield f"vllm.LLM on {Path(vllm_dir).name}", backend
+        backend.close()  # type: ignore[attr-defined]
         return
     with llama_server() as url:
         backend = OpenAIBackend("smollm2", url, concurrency=2)

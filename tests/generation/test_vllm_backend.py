@@ -92,7 +92,9 @@ def vllm_backend() -> Iterator[Backend]:
     """One engine for the module (loading takes minutes on CPU); stats on, to read prefix-cache hits.
     TTSLAB_VLLM_OPTIONS (JSON) adds engine arguments, e.g. the CPU memory share on a small machine."""
     options = {"max_model_len": 2048, "disable_log_stats": False, **json.loads(os.environ.get(OPTIONS_ENV, "{}"))}
-    yield make_backend(BackendConfig("vllm", os.environ[MODEL_ENV], options=options))
+    backend = make_backend(BackendConfig("vllm", os.environ[MODEL_ENV], options=options))
+    yield backend
+    backend.close()  # type: ignore[attr-defined]
 
 
 def _prefix_cache_hits(backend: Backend) -> int:
