@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -61,6 +61,7 @@ from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
+EpisodeFactory = Callable[[int, int], Episode]  # (shuffle seed, question) -> the parent's episode
 SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it owns nothing
 PIPE_BYTES = 1 << 20  # capacity asked for the reply FIFOs, so that a reply rarely waits for room
 KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
@@ -218,7 +219,7 @@ def run_sandboxed(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
     progress: Progress | None = None, traces: bool = False, limits: Limits | None = None,
     cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (), actions: bool = False,
-    audit: Sequence[tuple[int, int]] | None = None,
+    audit: Sequence[tuple[int, int]] | None = None, episodes: EpisodeFactory | None = None,
 ) -> Outcomes:
     """Every episode of ``spec`` (user source) on ``dataset``, in confined worker processes.
 
@@ -231,6 +232,8 @@ def run_sandboxed(
     Before returning, ``Limits.audit_episodes`` episodes drawn at random (``audit``: these
     ``(shuffle, question)`` episodes instead) are re-run alone in fresh workers; any difference
     raises ``SandboxError`` (kind ``audit``): see docs/sandbox.md, "Memory across episodes".
+    ``episodes(seed, question)`` makes the parent's episode the worker's actions are applied to (default:
+    replay's over ``dataset``); a live run passes one whose data a model generates while the worker waits.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -238,6 +241,8 @@ def run_sandboxed(
         raise ValueError("run_sandboxed runs user source code; built-in controllers run in process")
     run = _Evaluation(dataset, spec, shuffles, mode, traces, limits or Limits(), progress, cancel)
     run.keep_actions = actions
+    if episodes is not None:
+        run.make_episode = episodes
     hidden = hidden_paths(dataset, hide)
     k = len(audit) if audit is not None else min(run.limits.audit_episodes, run.total)
     if run.total <= 1 or k == 0:  # (a one-episode evaluation ran alone already)
@@ -323,6 +328,7 @@ class _Evaluation:
         self.workers: list[_Worker] = []
         self.keep_actions = False
         self.logs: dict[tuple[int, int], list[int]] = {}  # (seed, question) -> its episode's actions, for the audit
+        self.make_episode: EpisodeFactory = self._replay_episode
         self.sel = selectors.DefaultSelector()
         self.t0 = time.monotonic()
 
@@ -471,6 +477,7 @@ class _Evaluation:
         w.since = time.monotonic()
         if kind == "step" and w.loaded and type(msg.get("r")) is list and type(msg.get("f")) is list:
             self._step(w, msg["r"], msg["f"])
+            w.since = time.monotonic()  # the worker waited for the reply: its clock starts now (live runs generate)
         elif kind == "loaded" and not w.loaded:
             w.loaded = True
             self._reply(w, [])
@@ -501,14 +508,17 @@ class _Evaluation:
         while w.free and w.assigned < len(w.episodes):
             lane = w.free.pop()
             seed, qi = w.episodes[w.assigned]
-            rq = self.questions[qi]
             w.lanes[lane] = w.assigned
-            w.running[lane] = Episode(rq, shuffled_order(seed, rq.n_branches), self.mode)
+            w.running[lane] = self.make_episode(seed, qi)
             w.assigned += 1
             new.append((lane, qi))
         data = pickle.dumps({"r": replies, "new": new}, protocol=pickle.HIGHEST_PROTOCOL)
         w.out += protocol.REPLY_HEADER.pack(len(data)) + data
         self._flush(w)
+
+    def _replay_episode(self, seed: int, qi: int) -> Episode:
+        rq = self.questions[qi]
+        return Episode(rq, shuffled_order(seed, rq.n_branches), self.mode)
 
     def _flush(self, w: _Worker) -> None:
         """Write what the worker's reply FIFO takes now; the selector says when it takes more."""

@@ -181,7 +181,7 @@ def live_section(store: Store, config: dict[str, Any]) -> None:
         saved = {f"saved: {c.name} ({c.id[:8]})": c for c in list_controllers(store)}
         choices = [*sorted(BUILTINS), *sorted(PRESETS), *saved]
         controller = c2.selectbox("Controller", choices, index=0, key="controller",
-                                  help="saved controllers run sandboxed (re-executed as the model generates)")
+                                  help="saved controllers run sandboxed, driving the model from there")
         knobs = c3.text_input("Config (JSON)", "{}", help='e.g. {"beta": 0.5} or {"k": 8}', key="knobs")
         d1, d2, d3, d4 = st.columns(4)
         k = d1.number_input("Questions (first k)", 1, 10_000, 2, key="k")

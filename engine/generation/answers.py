@@ -29,6 +29,7 @@ from fractions import Fraction
 
 NO_ANSWER = "No"
 EXTRACTION_FAILED = "ERR"
+PLACEHOLDERS = (NO_ANSWER, EXTRACTION_FAILED)
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT = re.compile(r"\\(?:text|textbf|textrm|mbox|mathrm)\s*\{")
@@ -129,7 +130,7 @@ def _as_fraction(text: str) -> Fraction | None:
 
 def equivalent(answer: str | None, gold: str) -> bool:
     """Math-aware equality of an answer and the gold answer (placeholders are never correct)."""
-    if answer is None or answer in (NO_ANSWER, EXTRACTION_FAILED):
+    if answer is None or answer in PLACEHOLDERS:
         return False
     return answer == gold or normalise(answer) == normalise(gold)
 

@@ -7,15 +7,14 @@ Once the data an action needs exists, ``Episode`` charges it exactly as replay c
 so tokens are counted by one rule in one place; ``replay_check`` re-applies a live action log to
 the materialised branches and must give the same cost.
 
-User code (not built-in, not ``trusted``) never runs in this process. The sandbox's workers have no
-network and only a one-way result pipe, so they cannot call the model; instead a sandboxed live
-episode is *re-executed*: the controller runs in the sandbox on the branches generated so far
-(materialised as replay data), the parent replays its action log against the live state, generates
-the first piece of data the controller asked for that does not exist yet, and runs it again, until
-an action log needs nothing new. Guarantee: the answer and the tokens are exactly those of the
-controller driving the model directly, *provided it is deterministic given the answers it sees*
-(what replay assumes too); a run whose actions change on identical data is rejected with an error.
-The cost is one sandboxed episode per generation call, small next to a model call.
+User code (not built-in, not ``trusted``) never runs in this process. It runs in the sandbox as in
+replay: the worker forwards each action to the parent, which applies it to its own episode and
+replies with only what the action reveals. For a live run the parent's episode is a ``LiveEpisode``,
+so the model generates the interval (or branch) an action needs while the worker waits (its clock
+is stopped meanwhile), and the controller drives the model directly: one sandboxed episode per
+question, whatever the number of generation calls. The evaluation's wall-clock limit is lifted
+(``LIVE_LIMITS``) since a live episode lasts as long as the model needs; the per-episode limit still
+bounds the controller's own running time.
 """
 
 from __future__ import annotations
@@ -27,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.controllers.loader import ControllerError
 from engine.dataset import Branch, Dataset, Question
 from engine.evaluate import ControllerSpec, EvalResult, _solve_one
 from engine.generation import answers, records
 from engine.generation.branches import BranchEngine, Timing
-from engine.replay import COMPAT, OPEN, READ, Episode, ReplayQuestion, replay_actions, shuffled_order
+from engine.replay import COMPAT, Episode, ReplayQuestion, replay_actions
+from engine.sandbox import Limits
 from engine.store import Store
 
 Progress = Callable[[int, int, str], None]
@@ -203,60 +202,26 @@ def replay_check(live_q: LiveQuestion, actions: list[int], mode: str) -> Episode
     return replay_actions(live_q.materialise(), tuple(range(live_q.n_branches)), actions, mode)
 
 
-# -- user code: sandboxed re-execution ------------------------------------------------------------
+# -- user code: in the sandbox, driving the live episode from there ---------------------------------
+LIVE_LIMITS = Limits(evaluation_seconds=7 * 24 * 3600.0)  # the model's time is not the controller's
+
+
 def _solve_sandboxed(spec: ControllerSpec, live_q: LiveQuestion, mode: str,
                      store: Store | None) -> tuple[str | None, list[int]]:
     from engine.evaluate import SandboxOptions
     from engine.sandbox import run_sandboxed
 
     hide = SandboxOptions.hiding_store(None, None, store).hide
-    settled: list[int] = []  # actions that read only generated data: every later run must repeat them
-    while True:
-        out = run_sandboxed(_as_dataset(live_q), spec, shuffles=1, mode=mode, actions=True, hide=hide)
-        answer, actions = out.answers[0][0], out.actions[(0, 0)]
-        if actions[: len(settled)] != settled:
-            raise ControllerError("the controller took different actions on the same data in two runs; live runs "
-                                  "of sandboxed code need a deterministic controller (or run it trusted)")
-        need = first_missing(live_q, actions)
-        if need is None:
-            return answer, actions
-        pos, b, k, whole = need
-        settled = actions[:pos]
-        if whole:
-            live_q.ensure_complete(b)
-        else:
-            live_q.ensure(b, k)
+    out = run_sandboxed(_facts(live_q), spec, shuffles=1, mode=mode, actions=True, hide=hide, limits=LIVE_LIMITS,
+                        episodes=lambda seed, qi: LiveEpisode(live_q, mode))
+    return out.answers[0][0], out.actions[(0, 0)]
 
 
-def first_missing(live_q: LiveQuestion, actions: list[int]) -> tuple[int, int, int, bool] | None:
-    """The first action of a log whose data is not generated yet, as (position, branch, probe index,
-    whole branch needed), or None when the whole log reads existing data. Walks the log with
-    replay's pointers (a read needs the whole branch; an open or advance needs one more interval)."""
-    k = [0] * live_q.n_branches
-    opened = 0
-    for pos, a in enumerate(actions):
-        if a == READ:
-            if not live_q.states[opened].done:
-                return pos, opened, 0, True
-            opened += 1
-            continue
-        b = opened if a == OPEN else a
-        if not live_q.has(b, k[b]):
-            return pos, b, k[b], False
-        opened += a == OPEN
-        k[b] = min(k[b] + 1, len(live_q.probes[b]))
-    return None
-
-
-def _as_dataset(live_q: LiveQuestion) -> Dataset:
-    """The live data as a one-question dataset whose shuffle 0 is the identity order (the sandbox
-    replays shuffle 0): branch ``i`` is stored where shuffle 0 puts position ``i``."""
-    rq = live_q.materialise()
-    order = shuffled_order(0, rq.n_branches)
-    slots: list[Branch | None] = [None] * rq.n_branches
-    for i, b in enumerate(order):
-        slots[b] = Branch(rq.probes[i], rq.tokens[i], rq.finals[i])
-    question = Question(rq.text, "", rq.probe_freq, tuple(slots))  # type: ignore[arg-type]
+def _facts(live_q: LiveQuestion) -> Dataset:
+    """The question as a one-question dataset of public facts (text, interval, pool size) for the worker;
+    the branch data lives in the parent's ``LiveEpisode``."""
+    empty = Branch((), 0, "")
+    question = Question(live_q.text, "", live_q.probe_freq, (empty,) * live_q.n_branches)
     return Dataset(name="live", questions=(question,))
 
 

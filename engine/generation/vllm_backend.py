@@ -51,6 +51,10 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model, "options": self.options}
 
+    def close(self) -> None:
+        """Stop the engine's worker processes now (else vLLM stops them at interpreter exit, after logging closed)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion]:
         params = [self._vllm.SamplingParams(**sample_kwargs(r, sampling)) for r in requests]
         return self._run([r.prompt for r in requests], params)

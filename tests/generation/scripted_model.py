@@ -2,9 +2,10 @@
 
 The content is scripted, not generated: a branch is a run of words (the scripted server counts one
 token per whitespace word). Its first word names its variant, chosen from the request's seed; the
-variant fixes the branch's length and final answer. The branch's last word is ``\\boxed{final}``.
-An answer-forcing probe (a prompt ending in ``\\boxed{``) answers ``"No"``-worthy empty braces before
-word ``NO_UNTIL``, then ``EARLY`` until half the branch, then the final answer.
+variant fixes the branch's length, the box it writes as its last word (``\\boxed{box}``) and the
+answer probes give. An answer-forcing probe (a prompt ending in ``\\boxed{``) answers ``"No"``-worthy
+empty braces before word ``NO_UNTIL``, then ``EARLY`` until half the branch, then ``final``. Variant
+v1 boxes another answer than its probes give at its end, so tests see which one is the final answer.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ MAX_TOKENS = 120  # variant v2 (130 words) is cut at the cap
 
 @dataclass(frozen=True)
 class Variant:
-    length: int  # words, the final box included
-    final: str
+    length: int  # words, the own box included
+    final: str  # what a probe answers from half the branch on
+    box: str  # what the branch boxes itself at its end
 
 
-VARIANTS = {"v0": Variant(100, "42"), "v1": Variant(70, "42"), "v2": Variant(130, "13")}
+VARIANTS = {"v0": Variant(100, "42", "42"), "v1": Variant(70, "42", "41"), "v2": Variant(130, "13", "13")}
 
 
 def variant_of(seed: int) -> str:
@@ -47,15 +49,12 @@ def probe_answer_at(variant: str, words: int) -> str:
 
 def expected_branch(seed0: int, interval: int, max_tokens: int = 10_000) -> tuple[list[str], int, str]:
     """(probes, tokens, final) the procedure must record for a branch whose first request had ``seed0``:
-    a probe at every interval boundary the branch ran past (and at its end if it ended exactly on a
-    boundary below the cap); the final answer is its own box, or a probe at the cap if it was cut."""
+    a probe at every interval boundary below its end (the cap if it was cut), then the closing probe at
+    its end, which is also the final answer (the last probe is the final answer)."""
     name = variant_of(seed0)
-    v = VARIANTS[name]
-    if v.length > max_tokens:
-        bounds = range(interval, max_tokens, interval)
-        return [probe_answer_at(name, p) for p in bounds], max_tokens, probe_answer_at(name, max_tokens)
-    bounds = range(interval, v.length + 1, interval)
-    return [probe_answer_at(name, p) for p in bounds], v.length, v.final
+    end = min(VARIANTS[name].length, max_tokens)
+    probes = [probe_answer_at(name, p) for p in [*range(interval, end, interval), end]]
+    return probes, end, probes[-1]
 
 
 def reply(endpoint: str, body: dict) -> str:
@@ -73,7 +72,7 @@ def reply(endpoint: str, body: dict) -> str:
     out = [name] if not words else []
     out += ["w"] * (n - len(out))
     if len(words) + n == v.length and n > 0:
-        out[-1] = f"\\boxed{{{v.final}}}"
+        out[-1] = f"\\boxed{{{v.box}}}"
     return (" " if words else "") + " ".join(out)
 
 

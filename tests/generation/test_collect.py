@@ -32,18 +32,58 @@ def _stored(store: Store, name: str) -> list[list[tuple[list[str], int, str]]]:
 
 
 def test_branches_are_probed_at_every_interval(store: Store, backend: OpenAIBackend) -> None:
-    """Every branch holds one probe per Δ boundary it ran past ("No" before the scripted answer appears),
-    its token count as the server reported it, and its own boxed answer as final; a branch cut at the
-    cap gets the answer of a probe at its end."""
+    """Every branch holds one probe per Δ boundary below its end ("No" before the scripted answer appears),
+    then a closing probe at its end (the cap for a cut branch), and its token count as the server reported it;
+    the last probe is the final answer, as in every public AutoTTS file."""
     cfg = sm.settings()
     report = collect(store, "s/probes", backend, questions=sm.QUESTIONS, settings=cfg)
     expected = sm.expected_dataset(cfg, len(sm.QUESTIONS))
     assert _stored(store, "s/probes") == expected
     flat = [b for q in expected for b in q]
     assert any(b[1] == sm.MAX_TOKENS for b in flat), "the seeds must give at least one branch cut at the cap"
+    assert {sm.variant_of(cfg.growth.sampling.request_seed(q, b, 0)) for q in range(2) for b in range(4)} == {
+        "v0", "v1", "v2"}, "the seeds must give every variant (v1 boxes another answer than its probes)"
     assert any(p == "No" for b in flat for p in b[0])
+    assert all(probes[-1] == final for probes, _, final in flat)
     assert report.complete and report.branches_written == report.branches_total == 8
     assert report.timing.tokens == sum(b[1] for b in flat)
+
+
+def test_the_last_probe_is_the_final_answer(store: Store, backend: OpenAIBackend) -> None:
+    """A branch's final answer is its closing probe, not the box it wrote: variant v1 boxes 41 but its probes
+    answer 42 from half-way on, so its final is 42; a branch of L tokens holds L // Δ + 1 probes when L is off
+    a boundary and L // Δ on one (the probe of the last boundary is already at its end)."""
+    cfg = sm.settings(branches=4)
+    collect(store, "s/final", backend, questions=sm.QUESTIONS, settings=cfg)
+    seeds = [[cfg.growth.sampling.request_seed(q, b, 0) for b in range(4)] for q in range(2)]
+    for q, branches in enumerate(_stored(store, "s/final")):
+        for b, (probes, tokens, final) in enumerate(branches):
+            name = sm.variant_of(seeds[q][b])
+            assert final == probes[-1] == sm.VARIANTS[name].final
+            assert len(probes) == tokens // sm.INTERVAL + (tokens % sm.INTERVAL != 0)
+
+
+def _failing_closing_probe(endpoint: str, body: dict) -> str:
+    """The scripted model, except that a probe after the branch's own box is cut before closing (ERR)."""
+    if body["prompt"].endswith("\\boxed{") and "\\boxed{4" in body["prompt"].split(sm.ASSISTANT, 1)[1]:
+        return "1 + 2 + "
+    return sm.reply(endpoint, body)
+
+
+def test_a_failed_closing_probe_falls_back_to_the_branch_box(store: Store) -> None:
+    """When the closing probe gives no answer ("ERR" here) but the branch boxed one, that box is the final
+    answer, still stored as the last probe; a branch cut at the cap has no box and keeps the probe's answer."""
+    cfg = sm.settings(branches=4)
+    with scripted_server(_failing_closing_probe) as srv:
+        b = OpenAIBackend("scripted", srv.base_url, concurrency=2)
+        try:
+            collect(store, "s/fallback", b, questions=sm.QUESTIONS[:1], settings=cfg)
+        finally:
+            b.close()
+    seeds = [cfg.growth.sampling.request_seed(0, i, 0) for i in range(4)]
+    for seed, (probes, _, final) in zip(seeds, _stored(store, "s/fallback")[0], strict=True):
+        v = sm.VARIANTS[sm.variant_of(seed)]
+        assert final == probes[-1] == (v.box if v.length <= sm.MAX_TOKENS else v.final)
 
 
 def test_requests_follow_the_procedure(store: Store, server, backend: OpenAIBackend) -> None:

@@ -7,19 +7,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import scripted_model as sm
+from servers import scripted_server
 
-from engine.controllers.loader import ControllerError
+from engine.dataset import Dataset, Question
 from engine.evaluate import ControllerSpec, evaluate
 from engine.generation import records
 from engine.generation.backend import prompt_format
 from engine.generation.branches import BranchEngine
 from engine.generation.collect import collect
 from engine.generation.live import LiveEpisode, LiveQuestion, compare, replay_check, run_live
+from engine.generation.openai_backend import OpenAIBackend
 from engine.paths import PROJECT_ROOT
 from engine.replay import Episode, replay_questions
+from engine.sandbox import Limits
 from engine.store import Store
 
 POOL = 4
@@ -101,13 +105,17 @@ def test_live_episode_counts_tokens_as_replay(backend) -> None:
     read = ep.get_new_branch_final_answer()
     assert ep.total_tokens == replay_check(live_q, ep.actions, "compat").total_tokens
     assert answer == live_q.finals[0] and read == live_q.finals[1]
-    assert live_q.states[1].probes == []  # a read needs no probes
+    assert live_q.states[1].probes == [read]  # a read probes only at its end: the last probe is the final answer
+    (probes, tokens), step = (live_q.probes[0], live_q.tokens[0]), live_q.probe_freq
+    assert answer == probes[-1]
+    remainder = max(0, tokens - step * len(probes))  # charged on the finishing advance, and again on the extra one
+    assert ep.total_tokens == step * len(probes) + 2 * remainder + live_q.tokens[1]
     assert live_q.timing.tokens == live_q.tokens[0] + live_q.tokens[1]
 
 
 def test_sandboxed_user_code_runs_live_like_trusted(collected: Store, backend) -> None:
-    """User code run live in the sandbox (re-executed as data is generated) gives the answers, tokens and
-    action logs of the same code run in-process."""
+    """User code run live in the sandbox gives the answers, tokens and action logs of the same code run
+    in-process."""
     dataset = collected.load_dataset("s/live")
     spec = ControllerSpec.from_source(MAJORITY_OF_PROBES, "Probing")
     boxed = run_live(dataset, spec, _engine(backend, seed=3), pool=POOL)
@@ -116,12 +124,56 @@ def test_sandboxed_user_code_runs_live_like_trusted(collected: Store, backend) -
         (e.answer, e.total_tokens, e.actions) for e in trusted.episodes]
 
 
-def test_nondeterministic_user_code_is_refused(collected: Store, backend) -> None:
-    """A sandboxed controller whose actions change on identical data cannot be run live: a clear error."""
+def test_sandboxed_user_code_drives_the_model_in_one_run(collected: Store, backend, monkeypatch) -> None:
+    """User code in the sandbox drives the live episode directly: one sandboxed run per question however many
+    generation calls it makes (even a controller that acts at random: nothing is re-executed), and the cost the
+    parent's live episode charged during the run equals replay's cost of its action log on the generated data."""
+    import engine.sandbox
+
+    runs = []
+    real = engine.sandbox.run_sandboxed
+
+    def spy(*args, **kwargs):
+        runs.append(real(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(engine.sandbox, "run_sandboxed", spy)
     dataset = collected.load_dataset("s/live")
-    with pytest.raises(ControllerError, match="deterministic"):
-        run_live(dataset, ControllerSpec.from_source(FLAKY, "Flaky"), _engine(backend, seed=3), questions=[0],
-                 pool=POOL)
+    run = run_live(dataset, ControllerSpec.from_source(FLAKY, "Flaky"), _engine(backend, seed=3), pool=POOL)
+    assert len(runs) == len(run.episodes) == 2
+    assert all(e.timing.generate_calls > 1 for e in run.episodes)
+    assert [int(out.total_tokens[0, 0]) for out in runs] == [e.total_tokens for e in run.episodes]
+    assert [out.actions[(0, 0)] for out in runs] == [e.actions for e in run.episodes]
+
+
+ONE_PROBE = """
+class OneProbe:
+    def solve(self, q):
+        return q.probe_new()[0]
+"""
+
+
+def _slow(endpoint: str, body: dict) -> str:
+    time.sleep(1.6)
+    return sm.reply(endpoint, body)
+
+
+def test_the_models_time_is_not_the_sandboxed_controllers(monkeypatch) -> None:
+    """A sandboxed controller waiting for the model is not charged that wait: one action whose interval and
+    probe take 3.2 s runs under a 0.5 s episode limit (plus the parent's 2 s grace), which still bounds the
+    controller's own time."""
+    import engine.generation.live as live
+
+    monkeypatch.setattr(live, "LIVE_LIMITS", Limits(episode_seconds=0.5, evaluation_seconds=3600))
+    with scripted_server(_slow) as srv:
+        slow = OpenAIBackend("scripted", srv.base_url, concurrency=2)
+        try:
+            dataset = Dataset("q", (Question(sm.QUESTIONS[0][0], sm.QUESTIONS[0][1], sm.INTERVAL, ()),))
+            run = run_live(dataset, ControllerSpec.from_source(ONE_PROBE, "OneProbe"), _engine(slow), pool=POOL)
+        finally:
+            slow.close()
+    (episode,) = run.episodes
+    assert episode.actions == [-1] and episode.model_seconds > 3.0 and episode.answer == "No"
 
 
 def test_compare_and_store(collected: Store, backend) -> None:
