@@ -43,7 +43,7 @@ ROW_PX = 35  # st.dataframe row height
 
 @dataclass(frozen=True)
 class Pick:
-    """What the inputs outside the results fragment chose (the fragment reruns with the same pick)."""
+    """What the inputs above the results chose: dataset, controller, mode, shuffles and the code to run."""
 
     dataset: str
     ref: str
