@@ -222,8 +222,9 @@ def data_fingerprint(db: Path) -> dict[str, tuple]:
         con.close()
 
 
-def check_store(db: Path, before: dict[str, tuple], visitors: list[Visitor], moves: int) -> list[str]:
-    """Problems found: data tables changed, a seen evaluation missing, or stored figures that differ."""
+def check_store(db: Path, before: dict[str, tuple], visitors: list[Visitor], moves: int) -> tuple[list[str], str]:
+    """Problems found (data tables changed, a seen evaluation missing, stored figures that differ) and
+    what was checked."""
     after = data_fingerprint(db)
     problems = [f"{t} changed: {before[t]} -> {after[t]}" for t in DATA_TABLES if after[t] != before[t]]
     store = Store(db)
@@ -234,11 +235,14 @@ def check_store(db: Path, before: dict[str, tuple], visitors: list[Visitor], mov
     for n, spec in seen:
         if result_key(dataset, spec, n, "compat") not in stored:
             problems.append(f"result missing: {spec.name} {dict(spec.config)} shuffles={n}")
-    for n, spec in seen[:: max(1, len(seen) // 6)]:  # a sample, recomputed without the store
+    sample = seen[:: max(1, len(seen) // 6)]
+    for n, spec in sample:  # recomputed without the store
         row = stored.get(result_key(dataset, spec, n, "compat"))
         if row is not None and row["metrics"]["accuracy"] != evaluate(dataset, spec, shuffles=n, trusted=True).accuracy:
             problems.append(f"stored accuracy differs: {spec.name} {dict(spec.config)} shuffles={n}")
-    return problems
+    rows = ", ".join(f"{t} {after[t][0]}" for t in DATA_TABLES)
+    return problems, (f"{len(seen)} evaluations the visitors saw looked up, {len(sample)} recomputed; "
+                      f"row counts and checksums compared ({rows} rows)")
 
 
 def main() -> int:
@@ -262,16 +266,16 @@ def main() -> int:
             alone, class_, looper, loops = asyncio.run(asyncio.wait_for(
                 drive(url, args.sessions, args.moves, expected, loads), DEADLINE_S))
             wall = time.perf_counter() - started
-        problems = check_store(db, before, [alone, *class_], args.moves)
-        report(alone, class_, looper, loops, problems, wall, loads, args)
+        problems, checked = check_store(db, before, [alone, *class_], args.moves)
+        report(alone, class_, looper, loops, problems, checked, wall, loads, args)
         errors = [e for v in (alone, looper, *class_) for e in v.errors]
         return 1 if errors or problems else 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def report(alone: Visitor, class_: list[Visitor], looper: Visitor, loops: int, problems: list[str], wall: float,
-           loads: list[float], args: argparse.Namespace) -> None:
+def report(alone: Visitor, class_: list[Visitor], looper: Visitor, loops: int, problems: list[str], checked: str,
+           wall: float, loads: list[float], args: argparse.Namespace) -> None:
     together = [t for v in class_ for t in v.latencies]
     typed = [v.typed_seconds for v in class_ if v.typed_seconds is not None]
     a_med, a_p95 = statistics.median(alone.latencies), percentile(alone.latencies, 0.95)
@@ -288,7 +292,7 @@ def report(alone: Visitor, class_: list[Visitor], looper: Visitor, loops: int, p
         print(f"  typed controller, Run to full result: alone {alone.typed_seconds:.1f} s, together median "
               f"{statistics.median(typed):.1f} s, max {max(typed):.1f} s ({len(typed)} runs)")
     print(f"  errors: {len(errors)}" + "".join(f"\n    {e[:200]}" for e in errors))
-    print(f"  store: {'intact' if not problems else 'PROBLEMS'}" + "".join(f"\n    {p}" for p in problems))
+    print(f"  store: {'intact' if not problems else 'PROBLEMS'} ({checked})" + "".join(f"\n    {p}" for p in problems))
 
 
 if __name__ == "__main__":
