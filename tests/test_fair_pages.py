@@ -2,7 +2,8 @@
 
 The pages run in this process, so the test holds the queue's slots itself (``ui.fair.ADMISSION`` is
 swapped for a fresh two-slot scheduler) and watches what the page's evaluations do: wait their turn,
-leave the line when the script stops, skip the line when the cache holds the answer.
+leave the line when the script stops, skip the line when the cache holds the answer, and a built-in's
+replay takes the fast lane past sandboxed runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 import ui.fair
 from engine import frontier as fr
-from engine.admission import Admission
+from engine import lab
+from engine.admission import FAST, HEAVY, Admission
 from engine.evaluate import ControllerSpec, evaluate, result_key
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.store import Store
@@ -46,10 +48,10 @@ def admission(monkeypatch) -> Iterator[Admission]:
     yield fresh
 
 
-def hold(admission: Admission, session: str, release: threading.Event, jobs: int = 1) -> None:
+def hold(admission: Admission, session: str, release: threading.Event, jobs: int = 1, lane: str = HEAVY) -> None:
     """``jobs`` jobs of another visitor that run until ``release`` is set."""
     for _ in range(jobs):
-        admission.submit(session, lambda job: release.wait(60), label=f"{session}'s job")
+        admission.submit(session, lambda job: release.wait(60), label=f"{session}'s job", lane=lane)
 
 
 def until(condition: Callable[[], bool], seconds: float = 60) -> None:
@@ -152,6 +154,70 @@ def test_the_labs_builtin_replay_queues_leaves_the_line_when_stopped_and_skips_i
         assert admission.load() == (2, 0)
     finally:
         again.set()
+
+
+def lab_at(shuffles: int, beta: float) -> AppTest:
+    at = AppTest.from_file(LAB, default_timeout=180)
+    at.query_params.update(dataset=DATASET, shuffles=str(shuffles), beta=str(beta))
+    return at
+
+
+def lab_accuracy(at: AppTest) -> str:
+    return {m.label: m.value for m in at.metric}["accuracy"]
+
+
+def test_a_slider_moves_replay_does_not_wait_behind_sandboxed_runs(store, admission):
+    """With both heavy slots held by other visitors' runs (and the baselines' curves in memory), a
+    slider move's built-in replay takes the fast lane: the lab draws the engine's figures at once,
+    and the heavy jobs are still running, none started or dropped."""
+    dataset = store.load_dataset(DATASET)
+    lab.baseline_curves(store, dataset, shuffles=12)  # the page found them on its first run
+    release = threading.Event()
+    try:
+        hold(admission, "looper", release)
+        hold(admission, "typist", release, jobs=2)
+        for beta in (0.35, 0.45):  # not on the baselines' beta grid: not cached
+            spec = ControllerSpec.builtin("cmc", {"beta": beta})
+            assert not store.get_results([result_key(dataset, spec, 12, "compat")])
+            at = lab_at(12, beta)
+            at.run(timeout=60)
+            assert not at.exception, [e.value for e in at.exception]
+            want = evaluate(dataset, spec, shuffles=12)
+            assert lab_accuracy(at) == f"{want.accuracy:.2f}%"
+            assert admission.load(HEAVY) == (2, 1) and admission.load(FAST) == (0, 0)
+    finally:
+        release.set()
+
+
+def test_a_replay_waits_its_turn_in_the_fast_lane_and_leaves_it_when_stopped(store, admission):
+    """When another visitor's replay holds the fast lane, this page's replay waits in that line
+    (placed 1st, the heavy lane untouched); a script stopped while waiting takes it out of the line;
+    once the lane frees, the page draws the engine's figures."""
+    dataset = store.load_dataset(DATASET)
+    lab.baseline_curves(store, dataset, shuffles=14)
+    release = threading.Event()
+    hold(admission, "other", release, lane=FAST)
+    at = lab_at(14, 0.65)
+    stopped: list[Exception] = []
+
+    def run_until_stopped() -> None:
+        try:
+            at.run(timeout=5)  # AppTest stops the script after 5 s, as a new input or a closed tab would
+        except RuntimeError as exc:
+            stopped.append(exc)
+
+    thread = threading.Thread(target=run_until_stopped, daemon=True)
+    thread.start()
+    until(lambda: admission.load(FAST) == (1, 1))
+    assert admission.load(HEAVY) == (0, 0)
+    thread.join(60)
+    assert "timed out" in str(stopped[0])
+    until(lambda: admission.load(FAST) == (1, 0), seconds=10)
+    release.set()
+    until(lambda: admission.load() == (0, 0))
+    at.run(timeout=60)
+    want = evaluate(dataset, ControllerSpec.builtin("cmc", {"beta": 0.65}), shuffles=14)
+    assert not at.exception and lab_accuracy(at) == f"{want.accuracy:.2f}%"
 
 
 def test_stream_fairly_shows_each_item_and_run_fairly_returns_one(admission):

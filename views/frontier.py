@@ -137,7 +137,9 @@ def sweep_with_stop(store: Store, datasets: list[str], entries: list[SweepEntry]
                              limits=sandbox_limits(job),
                              progress=lambda done, total, label: job.report(done, total, f"[{done}/{total}] {label}"))
 
-    sandboxed = not all(e.trusted for e in entries)  # saved controllers: as many workers as the share allows
+    # A sweep takes the heavy lane even of built-ins only (many evaluations: seconds); saved
+    # controllers get as many sandbox workers as the session's share allows.
+    sandboxed = not all(e.trusted for e in entries)
     try:
         run = run_fairly(work, label="evaluating the sweeps", workers=Limits().workers if sandboxed else 1, stop=None)
     finally:

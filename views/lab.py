@@ -3,7 +3,8 @@
 Thin: widgets -> ``engine.lab`` / ``engine.saved`` -> ``engine.plots.lab``. The view lives in the URL
 (README, "Share links"): dataset, controller, mode, shuffles, beta, budget, axis, seed. User code only
 runs sandboxed (``evaluate(..., trusted=False)``). Whatever is not cached (a replay, the baselines'
-curves, user code) runs through the app's fair queue (``ui.fair``): place in line, progress and Stop.
+curves, user code) runs through the app's fair queue (``ui.fair``): place in line, progress and Stop;
+a built-in's replay in its fast lane.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 from code_editor import code_editor
 
 from engine import lab, saved
-from engine.admission import Job
+from engine.admission import FAST, Job
 from engine.controllers import BETAS, BUDGETS, BUILTINS
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
@@ -27,7 +28,7 @@ from engine.replay import MODES
 from engine.sandbox import Limits
 from engine.store import Store
 from ui.context import USER_ERRORS, current_store
-from ui.fair import run_fairly, sandbox_limits, stream_fairly
+from ui.fair import run_fairly, stream_fairly
 from ui.links import copy_link_button
 
 DEFAULT_CONTROLLER = "cmc"
@@ -223,7 +224,7 @@ def _dataset(path: Path, name: str, content_hash: str) -> Dataset:
 
 def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[EvalResult]] | None:
     """The baselines' curves at the chosen shuffles (replayed once per dataset and setting, through the
-    fair queue, then kept in memory); None if the visitor stopped them."""
+    fair queue's heavy lane since they are a sweep, then kept in memory); None if the visitor stopped them."""
     curves = lab.cached_curves(dataset, shuffles=pick.shuffles, mode=pick.mode)
     if curves is not None:
         return curves
@@ -234,12 +235,12 @@ def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[Eval
 
 def builtin_results(view: View, spec: ControllerSpec) -> None:
     """A built-in or preset: from the result cache, else replayed (compiled kernel) through the fair
-    queue; the knob table from its schedule."""
+    queue's fast lane (a slider move never waits behind sandboxed runs); the knob table from its schedule."""
     pick = view.pick
     result = lab.cached_result(view.store, view.dataset, spec, pick.shuffles, pick.mode) or run_fairly(
         lambda job: evaluate(view.dataset, spec, shuffles=pick.shuffles, mode=pick.mode, store=view.store,
-                             progress=job.report, cancel=job.cancel, limits=sandbox_limits(job)),
-        label=f"replaying {spec.name} at {lab.point_label(spec.config)}", stop="lab_replay")
+                             progress=job.report),
+        label=f"replaying {spec.name} at {lab.point_label(spec.config)}", lane=FAST, stop="lab_replay")
     if result is None:  # stopped while waiting or replaying
         return
     draw(view, spec, result, knobs=lab.knob_table(spec))

@@ -14,6 +14,7 @@ from test_home_browser import DATASET, chromium, data_file, require_chromium
 
 from engine.evaluate import ControllerSpec, evaluate
 from engine.formats.autotts import load_autotts_file
+from engine.lab import point_label
 from engine.store import Store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser"), pytest.mark.timeout(300)]
@@ -55,9 +56,10 @@ def test_queue_position_stop_and_closed_tab(server):
 
 
 def test_frontier_sweeps_and_lab_replays_wait_in_line_and_stop(server, data_file):
-    """While a loop holds the only slot, a frontier sweep and the lab's built-in replay each show
+    """While a loop holds the only heavy slot, a frontier sweep and the lab's baselines each show
     their place in line and stop on Stop; once the slot is free, Resume draws the sweep and the lab
-    shows the engine's figures."""
+    shows the engine's figures; with the loop back in the slot, a beta slider move is replayed in the
+    fast lane and drawn while the loop still runs."""
     from playwright.sync_api import expect
 
     with chromium() as browser:
@@ -80,3 +82,13 @@ def test_frontier_sweeps_and_lab_replays_wait_in_line_and_stop(server, data_file
         cmc = evaluate(load_autotts_file(data_file, DATASET), ControllerSpec.builtin("cmc", {"beta": 0.5}), shuffles=11)
         accuracy = lab.get_by_test_id("stMetric").filter(has_text="accuracy").get_by_test_id("stMetricValue")
         expect(accuracy).to_have_text(f"{cmc.accuracy:.2f}%")
+        loop.reload()  # the loop holds the only heavy slot again
+        loop.get_by_test_id("stProgress").wait_for(timeout=SWITCH_MS)
+        thumb = lab.get_by_test_id("stSlider").filter(has_text="beta").get_by_role("slider")
+        thumb.focus()
+        thumb.press("ArrowRight")  # beta 0.55: not cached, replayed in the fast lane past the loop
+        expect(lab.get_by_text(f"cmc knobs at {point_label({'beta': 0.55})}", exact=True)).to_be_visible()
+        cmc = evaluate(load_autotts_file(data_file, DATASET), ControllerSpec.builtin("cmc", {"beta": 0.55}),
+                       shuffles=11)
+        expect(accuracy).to_have_text(f"{cmc.accuracy:.2f}%")
+        expect(loop.get_by_test_id("stProgress")).to_be_visible()  # still looping
