@@ -88,7 +88,16 @@ class Visitor:
         return self.page
 
     async def study(self, moves: int, expected: dict[int, str]) -> None:
-        """Open the lab, move beta ``moves`` times, then type and run ``TYPED``."""
+        """Open the lab, move beta ``moves`` times, then type and run ``TYPED``; a step that the page
+        does not complete within ``PAGE_MS`` is an error (the visitor gives up), not a crash."""
+        from playwright.async_api import TimeoutError as PageTimeout
+
+        try:
+            await self.steps(moves, expected)
+        except PageTimeout as exc:
+            self.errors.append(f"gave up after {PAGE_MS // 1000} s: {str(exc).splitlines()[-1].strip()}")
+
+    async def steps(self, moves: int, expected: dict[int, str]) -> None:
         page = await self.open(f"shuffles={self.shuffles}")
         await self.knobs_at(BETA0)
         thumb = page.get_by_test_id("stSlider").filter(has_text="beta").get_by_role("slider")
