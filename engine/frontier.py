@@ -208,10 +208,11 @@ def paper_rounding(result: EvalResult) -> tuple[float, float]:
 
 
 def table1(store: Store, rows: Sequence[dict[str, str]], *, shuffles: int = 100,
-           progress: Progress | None = None) -> list[Table1Row]:
+           progress: Progress | None = None, cancel: threading.Event | None = None) -> list[Table1Row]:
     """Every Table 1 row with ours beside it; a dataset missing from the store leaves ours empty.
 
-    Rows are evaluated one dataset at a time through ``sweep`` (one cache read, batched writes).
+    Rows are evaluated one dataset at a time through ``sweep`` (one cache read, batched writes);
+    ``cancel`` stops between datasets (``Cancelled``), what was evaluated stays in the store.
     """
     stored = {info.name for info in store.list_datasets()}
     ours: dict[int, tuple[float, float]] = {}
@@ -220,6 +221,8 @@ def table1(store: Store, rows: Sequence[dict[str, str]], *, shuffles: int = 100,
         by_dataset.setdefault(f"{row['model']}/{row['benchmark']}", []).append(i)
     done = 0
     for name, indices in by_dataset.items():
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"Table 1 stopped after {done} of {len(rows)} rows")
         if name in stored:
             specs = [table1_spec(rows[i]["model"], rows[i]["method"]) for i in indices]
             results = sweep([store.load_dataset(name)], specs, shuffles=shuffles, store=store)

@@ -215,9 +215,9 @@ def baseline_curves(store: Store | None, dataset: Dataset, *, shuffles: int, mod
 
     Kept in memory by dataset content, shuffles and mode (they never change), so a slider move in the
     lab costs no store round trip for them."""
-    key = (dataset.content_hash, shuffles, mode)
-    if dataset.content_hash and key in _CURVES:
-        return _CURVES[key]
+    kept = cached_curves(dataset, shuffles=shuffles, mode=mode)
+    if kept is not None:
+        return kept
     specs = baseline_specs()
     flat = [s for name in BASELINES for s in specs[name]]
     results = iter(sweep([dataset], flat, shuffles=shuffles, mode=mode, store=store, progress=progress))
@@ -225,8 +225,13 @@ def baseline_curves(store: Store | None, dataset: Dataset, *, shuffles: int, mod
     if dataset.content_hash:
         while len(_CURVES) >= CURVES_KEPT:
             _CURVES.pop(next(iter(_CURVES)))
-        _CURVES[key] = curves
+        _CURVES[(dataset.content_hash, shuffles, mode)] = curves
     return curves
+
+
+def cached_curves(dataset: Dataset, *, shuffles: int, mode: str = COMPAT) -> dict[str, list[EvalResult]] | None:
+    """The baselines' curves if this process already holds them (nothing runs), else None."""
+    return _CURVES.get((dataset.content_hash, shuffles, mode)) if dataset.content_hash else None
 
 
 CURVES_KEPT = 64  # baseline curve sets kept in memory (each is 35 small results)

@@ -1,4 +1,5 @@
-"""engine.admission with real threads (and a real sandboxed infinite loop): caps, turns, positions, cancel."""
+"""engine.admission with real threads (and a real sandboxed infinite loop): caps, turns, positions, cancel,
+and the fast lane that built-in replays take past sandboxed runs."""
 
 import threading
 import time
@@ -6,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from engine.admission import Admission, Cancelled, QueueFull
+from engine.admission import FAST, HEAVY, Admission, Cancelled, QueueFull
 from engine.evaluate import ControllerSpec, evaluate
 from engine.formats.autotts import load_autotts_file
 from engine.paths import data_dir
@@ -155,3 +156,84 @@ def test_an_infinite_loop_holds_only_its_own_share():
     with pytest.raises(SandboxError, match="evaluation cancelled"):
         looping.result()
     assert time.monotonic() - started < 10
+
+
+def aime24():
+    return load_autotts_file(data_dir() / "Qwen3-8B" / "aime24.json", "Qwen3-8B/aime24")
+
+
+def test_a_builtin_replay_in_the_fast_lane_starts_while_both_heavy_slots_are_held():
+    """Both heavy slots held (one by this very session) and a heavy job waiting: a fast job (a real
+    CMC kernel replay) starts at once, returns the engine's figures, and leaves the heavy line as it was."""
+    dataset, release = aime24(), threading.Event()
+    admission = Admission(slots=2, per_session=1)
+    try:
+        admission.submit("student", blocker(release), label="student's sandboxed run")
+        admission.submit("looper", blocker(release), label="the loop")
+        waiting = admission.submit("third", blocker(release), label="third's sandboxed run")
+        spec = ControllerSpec.builtin("cmc", {"beta": 0.35})
+        fast = admission.submit("student", lambda job: evaluate(dataset, spec, shuffles=17, progress=job.report),
+                                label="replaying cmc", lane=FAST)
+        assert admission.position(fast) == 0 and fast.wait(60)
+        assert fast.result().accuracy == evaluate(dataset, spec, shuffles=17).accuracy
+        assert fast.progress == (17, 17, "replayed (compiled kernel)")
+        assert admission.load(HEAVY) == (2, 1) and admission.position(waiting) == 1
+        assert admission.load(FAST) == (0, 0)
+    finally:
+        release.set()
+
+
+def test_the_fast_lane_takes_turns_between_sessions_and_runs_one_job_per_session():
+    """A visitor flooding the fast lane with replays runs one at a time and has one waiting job
+    ahead of a later visitor's, not four; positions count within the lane only."""
+    admission, rec = Admission(slots=1, fast_slots=2), Recorder()
+    release, gate = threading.Event(), threading.Event()
+    try:
+        admission.submit("x", blocker(release))  # the heavy lane is full: it does not matter here
+        first = admission.submit("hog", blocker(release), lane=FAST, label="hog0")
+        other = admission.submit("a", blocker(gate), lane=FAST, label="a1")
+        jobs = {n: admission.submit("hog", rec.job(n, 0.2), lane=FAST, label=n) for n in ("hog1", "hog2", "hog3")}
+        jobs["b1"] = admission.submit("b", rec.job("b1", 0.2), lane=FAST, label="b1")
+        assert (admission.position(first), admission.position(other)) == (0, 0)
+        assert admission.load(FAST) == (2, 4) and admission.load(HEAVY) == (1, 0)
+        assert {n: admission.position(j) for n, j in jobs.items()} == {"hog1": 1, "b1": 2, "hog2": 3, "hog3": 4}
+        gate.set()  # a1 ends: hog is at its one running job, so b1 goes next
+        until_started = time.monotonic() + 30
+        while "b1" not in rec.started:
+            assert time.monotonic() < until_started
+            time.sleep(0.01)
+        release.set()
+        for job in jobs.values():
+            job.result()
+        assert rec.started == ["b1", "hog1", "hog2", "hog3"]
+        assert rec.peak["hog"] == 1 and admission.load() == (0, 0)
+    finally:
+        release.set()
+        gate.set()
+
+
+def test_fast_jobs_are_stopped_like_heavy_ones_and_use_no_sandbox_workers():
+    """Cancelling a waiting fast job takes it out of the line; a closed tab ends its jobs in both
+    lanes; a fast job asking for sandbox workers gets one unit; an unknown lane is refused."""
+    admission, release = Admission(slots=1), threading.Event()
+    try:
+        hold = admission.submit("other", blocker(release), lane=FAST)
+        waiting = admission.submit("tab", lambda job: "ran", lane=FAST, label="replay")
+        admission.cancel(waiting)
+        with pytest.raises(Cancelled, match="replay was cancelled before it started"):
+            waiting.result()
+        heavy = admission.submit("gone", lambda job: job.cancel.wait(30))
+        queued = admission.submit("gone", lambda job: "ran", lane=FAST)
+        assert admission.load() == (2, 1)
+        admission.end_session("gone")
+        assert heavy.result() is True
+        with pytest.raises(Cancelled):
+            queued.result()
+        release.set()
+        hold.result()
+        assert admission.submit("a", lambda job: job.workers, workers=8, lane=FAST).result() == 1
+        with pytest.raises(KeyError):
+            admission.submit("a", lambda job: None, lane="express")
+        assert admission.load() == (0, 0)
+    finally:
+        release.set()

@@ -9,7 +9,7 @@ import pytest
 from engine import frontier as fr
 from engine import pareto
 from engine.controllers import BETAS, BUDGETS
-from engine.evaluate import ControllerSpec, evaluate
+from engine.evaluate import ControllerSpec, evaluate, result_key
 from engine.pareto import AVERAGE
 from engine.paths import PROJECT_ROOT
 from engine.saved import UnknownSavedController, save_controller
@@ -144,3 +144,22 @@ def test_live_runs_of_the_chosen_datasets_become_overlay_points_on_their_panels(
     assert list(live) == [fr.panel_title("synthetic/t", ["synthetic/t"])]
     (series,) = live[fr.panel_title("synthetic/t", ["synthetic/t"])]
     assert (series.name, list(series.tokens), list(series.accuracy)) == ("sc (live)", [1234.0], [50.0])
+
+
+def test_table1_cancel_stops_between_datasets_keeping_what_was_done(store):
+    """A set cancel event stops Table 1 before the next dataset (Cancelled); the rows done are stored."""
+    import dataclasses
+
+    paper = fr.read_paper_table()
+    names = list(dict.fromkeys(f"{r['model']}/{r['benchmark']}" for r in paper))[:2]
+    for seed, name in enumerate(names):
+        store.import_dataset(dataclasses.replace(synthetic_dataset(Knobs(questions=4, branches=8, seed=seed)),
+                                                 name=name))
+    cancel = threading.Event()
+    first = [r for r in paper if f"{r['model']}/{r['benchmark']}" == names[0]]
+    with pytest.raises(fr.Cancelled, match=f"Table 1 stopped after {len(first)} of {len(paper)} rows"):
+        fr.table1(store, paper, cancel=cancel, progress=lambda done, total, label: cancel.set())
+    done = fr.table1(store, first)  # from the cache now
+    assert all(r.ours_accuracy is not None for r in done)
+    spec = fr.table1_spec(first[0]["model"], first[0]["method"])
+    assert store.get_result(result_key(store.load_dataset(names[0]), spec, 100, "compat")) is not None

@@ -3,6 +3,7 @@ frontier across them, a summary per controller, the paper's Table 1 and Figure 3
 
 Thin: widgets -> ``engine.frontier`` (evaluate sweeps, cached) -> ``engine.pareto`` numbers ->
 ``engine.plots.frontier`` figures. Every input lives in the URL, so a link reopens the same view.
+What the cache lacks is evaluated through the app's fair queue (``ui.fair``): place in line, progress, Stop.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import pandas as pd
 import streamlit as st
 
 from engine import frontier as fr
+from engine.admission import Job
 from engine.controllers import BUILTINS
 from engine.frontier import SweepEntry, SweepRun
 from engine.pareto import AXES
 from engine.plots import export
 from engine.plots.frontier import frontier_figure, knobs_parallel
 from engine.replay import MODES
+from engine.sandbox import Limits
 from engine.saved import PREFIX, list_controllers
 from engine.store import Store
 from ui.context import USER_ERRORS, current_store, dataset_names
+from ui.fair import run_fairly, sandbox_limits
 from ui.links import copy_link_button
 from ui.query import initial, multiselect_param, warn_unknown
 
@@ -111,10 +115,11 @@ def frontier_inputs(store: Store, names: list[str]) -> tuple[list[str], list[str
 
 def sweep_with_stop(store: Store, datasets: list[str], entries: list[SweepEntry], shuffles: int,
                     mode: str) -> SweepRun:
-    """The sweeps, from the cache when it holds them all; else with a progress bar and a Stop button.
+    """The sweeps, from the cache when it holds them all; else through the fair queue (place in line,
+    then a progress bar) with a Stop button.
 
-    Stop reruns the page, which interrupts the sweep at its next progress step; the page then shows
-    what was evaluated until then (it is all in the store) and offers to resume.
+    Stop reruns the page, which cancels the sweep (waiting or running); the page then shows what was
+    evaluated until then (it is all in the store) and offers to resume.
     """
     signature = repr((datasets, [e.ref for e in entries], shuffles, mode))
     cached = fr.run_sweeps(store, datasets, entries, shuffles=shuffles, mode=mode, cached_only=True)
@@ -124,16 +129,22 @@ def sweep_with_stop(store: Store, datasets: list[str], entries: list[SweepEntry]
         st.warning(f"Stopped: showing what was evaluated before the stop ({cached.missing} evaluations missing).")
         st.button("Resume", on_click=st.session_state.pop, args=(STOPPED, None))
         return cached
-    slot = st.empty()
-    with slot.container():
-        bar = st.progress(0.0, text="evaluating the sweeps ...")
-        st.button("Stop the sweep", on_click=st.session_state.update, kwargs={STOPPED: signature})
+    stop = st.empty()
+    stop.button("Stop the sweep", on_click=st.session_state.update, kwargs={STOPPED: signature})
+
+    def work(job: Job) -> SweepRun:
+        return fr.run_sweeps(store, datasets, entries, shuffles=shuffles, mode=mode, cancel=job.cancel,
+                             limits=sandbox_limits(job),
+                             progress=lambda done, total, label: job.report(done, total, f"[{done}/{total}] {label}"))
+
+    # A sweep takes the heavy lane even of built-ins only (many evaluations: seconds); saved
+    # controllers get as many sandbox workers as the session's share allows.
+    sandboxed = not all(e.trusted for e in entries)
     try:
-        return fr.run_sweeps(store, datasets, entries, shuffles=shuffles, mode=mode,
-                             progress=lambda done, total, label: bar.progress(done / total,
-                                                                              text=f"[{done}/{total}] {label}"))
+        run = run_fairly(work, label="evaluating the sweeps", workers=Limits().workers if sandboxed else 1, stop=None)
     finally:
-        slot.empty()
+        stop.empty()
+    return cached if run is None else run
 
 
 def summary(panel_points: dict[str, list[Any]], axis: str) -> None:
@@ -190,12 +201,11 @@ def exports(fig: Any, panel_points: dict[str, list[Any]]) -> None:
 
 def table1_view(store: Store) -> None:
     """Every cell of the paper's Table 1 with ours beside it, the difference, and the documented exceptions."""
-    bar = st.progress(0.0, text="evaluating Table 1 ...")
-    try:
-        rows = fr.table1(store, fr.read_paper_table(),
-                         progress=lambda done, total, label: bar.progress(done / total, text=label))
-    finally:
-        bar.empty()
+    paper = fr.read_paper_table()
+    rows = run_fairly(lambda job: fr.table1(store, paper, progress=job.report, cancel=job.cancel),
+                      label="evaluating Table 1", stop="table1")
+    if rows is None:  # stopped
+        return
     frame = pd.DataFrame([{
         "model": r.model, "benchmark": r.benchmark, "method": r.method,
         "paper acc %": r.paper_accuracy, "ours acc %": r.ours_accuracy, "diff acc": r.accuracy_diff,

@@ -2,7 +2,9 @@
 
 Thin: widgets -> ``engine.lab`` / ``engine.saved`` -> ``engine.plots.lab``. The view lives in the URL
 (README, "Share links"): dataset, controller, mode, shuffles, beta, budget, axis, seed. User code only
-runs sandboxed (``evaluate(..., trusted=False)``), in a thread this page waits on, so Stop cancels it.
+runs sandboxed (``evaluate(..., trusted=False)``). Whatever is not cached (a replay, the baselines'
+curves, user code) runs through the app's fair queue (``ui.fair``): place in line, progress and Stop;
+a built-in's replay in its fast lane.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import streamlit as st
 from code_editor import code_editor
 
 from engine import lab, saved
-from engine.admission import Job
+from engine.admission import FAST, Job
 from engine.controllers import BETAS, BUDGETS, BUILTINS
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
@@ -26,7 +28,7 @@ from engine.replay import MODES
 from engine.sandbox import Limits
 from engine.store import Store
 from ui.context import USER_ERRORS, current_store
-from ui.jobs import stream_stoppable
+from ui.fair import run_fairly, stream_fairly
 from ui.links import copy_link_button
 
 DEFAULT_CONTROLLER = "cmc"
@@ -42,7 +44,7 @@ ROW_PX = 35  # st.dataframe row height
 
 @dataclass(frozen=True)
 class Pick:
-    """What the inputs outside the results fragment chose (the fragment reruns with the same pick)."""
+    """What the inputs above the results chose: dataset, controller, mode, shuffles and the code to run."""
 
     dataset: str
     ref: str
@@ -76,10 +78,7 @@ def main() -> None:
             return
         versions = saved.versions(store)
         pick = replace(inputs(store, datasets, versions), content_hash=hashes[st.session_state["dataset"]])
-        if pick.source is None:
-            builtin_view(store, pick)
-        else:
-            results(store, pick)
+        results(store, pick)
         if pick.source is not None:
             save_form(store, pick)
         versions_section(versions)
@@ -174,8 +173,9 @@ def forget_failures(code: str) -> None:
 
 # -- results -------------------------------------------------------------------------------------
 def results(store: Store, pick: Pick) -> None:
-    """Sliders and everything they change. User code runs here outside any fragment: Streamlit lets a
-    full rerun (Stop, a slider) interrupt a running evaluation, but queues a fragment's reruns behind it."""
+    """Sliders and everything they change. Not a fragment, even for a built-in's fast replay: Streamlit
+    lets a full rerun (Stop, a slider) interrupt a running or queued evaluation, but queues a fragment's
+    reruns behind it, and under load a built-in's replay may wait its turn in the fair queue."""
     knob = lab.budget_knob(pick.ref)
     preset = lab.kind_of(pick.ref) == "preset"
     sliders, display = st.columns([3, 2])
@@ -191,7 +191,10 @@ def results(store: Store, pick: Pick) -> None:
                                  key="seed", bind="query-params"))
     config = lab.lab_config(pick.ref, beta, budget)
     dataset = _dataset(store.path, pick.dataset, pick.content_hash)
-    view = View(store, dataset, pick, axis, seed, baselines(store, dataset, pick))
+    curves = baselines(store, dataset, pick)
+    if curves is None:  # stopped while waiting for them
+        return
+    view = View(store, dataset, pick, axis, seed, curves)
     if pick.source is None:
         builtin_results(view, ControllerSpec.builtin(pick.ref, config))
     else:
@@ -199,10 +202,6 @@ def results(store: Store, pick: Pick) -> None:
     copy_link_button()
     if pick.link_controller is None:
         st.caption("Unsaved code is not part of links (links carry ids, never code): save it to share this view.")
-
-
-# A built-in replays in milliseconds: its sliders rerun only this fragment, not the editor and pickers.
-builtin_view = st.fragment(results)
 
 
 @dataclass(frozen=True)
@@ -223,23 +222,27 @@ def _dataset(path: Path, name: str, content_hash: str) -> Dataset:
     return Store(path).load_dataset(name)
 
 
-def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[EvalResult]]:
-    """The baselines' curves at the chosen shuffles (replayed once per dataset and setting, then cached)."""
-    bar = st.progress(0.0, text="the baselines' curves (replayed once, then cached) ...")
-    try:
-        return lab.baseline_curves(store, dataset, shuffles=pick.shuffles, mode=pick.mode,
-                                   progress=lambda done, total, label: bar.progress(done / total, text=label))
-    finally:
-        bar.empty()
+def baselines(store: Store, dataset: Dataset, pick: Pick) -> dict[str, list[EvalResult]] | None:
+    """The baselines' curves at the chosen shuffles (replayed once per dataset and setting, through the
+    fair queue's heavy lane since they are a sweep, then kept in memory); None if the visitor stopped them."""
+    curves = lab.cached_curves(dataset, shuffles=pick.shuffles, mode=pick.mode)
+    if curves is not None:
+        return curves
+    return run_fairly(lambda job: lab.baseline_curves(store, dataset, shuffles=pick.shuffles, mode=pick.mode,
+                                                      progress=job.report),
+                      label="the baselines' curves (replayed once, then cached)", stop="lab_baselines")
 
 
 def builtin_results(view: View, spec: ControllerSpec) -> None:
-    """A built-in or preset: compiled kernel, cached; the knob table from its schedule."""
-    bar = st.progress(0.0, text="replaying ...")
-    try:
-        result = evaluate(view.dataset, spec, shuffles=view.pick.shuffles, mode=view.pick.mode, store=view.store)
-    finally:
-        bar.empty()
+    """A built-in or preset: from the result cache, else replayed (compiled kernel) through the fair
+    queue's fast lane (a slider move never waits behind sandboxed runs); the knob table from its schedule."""
+    pick = view.pick
+    result = lab.cached_result(view.store, view.dataset, spec, pick.shuffles, pick.mode) or run_fairly(
+        lambda job: evaluate(view.dataset, spec, shuffles=pick.shuffles, mode=pick.mode, store=view.store,
+                             progress=job.report),
+        label=f"replaying {spec.name} at {lab.point_label(spec.config)}", lane=FAST, stop="lab_replay")
+    if result is None:  # stopped while waiting or replaying
+        return
     draw(view, spec, result, knobs=lab.knob_table(spec))
     schedule = st.expander(f"How beta sets the knobs of {spec.name}", key="lab_schedule", on_change="rerun")
     if schedule.open:  # drawn only when open: twelve small panels cost more than the replay itself
@@ -272,8 +275,8 @@ def user_results(view: View, spec: ControllerSpec) -> None:
                                limits=replace(LIMITS, workers=job.workers), cancel=job.cancel, progress=job.report)
 
     try:
-        stream_stoppable(produce, lambda r: _draw_in(area, view, spec, r), "first estimate ...",
-                         workers=LIMITS.workers)
+        stream_fairly(produce, label="first estimate ...", show=lambda r: _draw_in(area, view, spec, r),
+                      workers=LIMITS.workers, stop=None)
     except ControllerError as exc:
         stop.empty()
         _mark(failed, request, pick.source, str(exc))
@@ -306,7 +309,7 @@ def sweep_button(view: View, spec: ControllerSpec) -> None:
                               limits=replace(LIMITS, workers=job.workers), cancel=job.cancel, progress=job.report)
 
     try:
-        stream_stoppable(produce, lambda _: None, "sweeping beta ...", workers=LIMITS.workers)
+        stream_fairly(produce, label="sweeping beta ...", workers=LIMITS.workers, stop="lab_sweep")
     except ControllerError as exc:
         st.error(str(exc).splitlines()[0])
         return

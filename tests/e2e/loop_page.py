@@ -1,7 +1,7 @@
 """A page whose controller is an infinite loop, run through ui.fair as a page runs user code.
 
-Served alone by tests/e2e/test_fair_browser.py, and beside the home page by benchmarks/load_test.py
-(the class member whose controller never returns). The dataset is $TTSLAB_DATA/Qwen3-8B/aime24.json.
+Served alone by tests/e2e/test_fair_browser.py (its episodes may run for an hour, so the job holds
+its slot until Stop or a closed tab ends it). The dataset is $TTSLAB_DATA/Qwen3-8B/aime24.json.
 """
 
 import dataclasses

@@ -117,6 +117,7 @@ def test_moving_beta_updates_the_metric_and_the_url(browser, lab, data_file):
         for _ in range(4):
             tab.keyboard.press("ArrowRight")
         expect(accuracy).to_have_text(expected(ControllerSpec.builtin("cmc", {"beta": 0.7}), data_file))
+        expect(tab).to_have_url(re.compile(r"[?&]beta=0\.7(&|$)"))  # the URL follows the run that drew it
         assert parse_qs(urlsplit(tab.url).query)["beta"] == ["0.7"]
         shot(tab, "lab_cmc_beta07")
 
