@@ -56,7 +56,7 @@ from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.paths import PROJECT_ROOT, data_dir, default_db
 from engine.replay import COMPAT, MODES, Episode, ReplayQuestion, replay_questions, shuffled_order
-from engine.sandbox_episodes import LANES, serve
+from engine.sandbox_episodes import LANES, serve, unpack_requests
 from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 
 log = logging.getLogger(__name__)
@@ -572,8 +572,8 @@ class _Evaluation:
             raise self._tampered(w, "a frame without the session key")
         kind = msg.get("k")
         w.since = time.monotonic()
-        if kind == "step" and w.loaded and type(msg.get("r")) is list and type(msg.get("f")) is list:
-            self._step(w, msg["r"], msg["f"])
+        if kind == "step" and w.loaded and type(msg.get("f")) is list:
+            self._step(w, msg.get("r"), msg["f"])
         elif kind == "loaded" and not w.loaded:
             w.loaded = True
             self._reply(w, [])
@@ -583,14 +583,14 @@ class _Evaluation:
             raise self._tampered(w, f"an unexpected {str(kind)[:20]!r} frame")
 
     # -- the episodes: the parent's own, answered one action at a time ----------------------------
-    def _step(self, w: _Worker, requests: list[Any], finished: list[Any]) -> None:
+    def _step(self, w: _Worker, requests: Any, finished: list[Any]) -> None:
         """Grade the episodes the worker finished, apply its requested actions, and reply."""
         for item in finished:
             if type(item) is not list or len(item) != 3 or type(item[0]) is not int or item[0] not in w.lanes:
                 raise self._tampered(w, "a report of an episode it was not running")
             self._grade(w, *item)
         try:
-            replies = serve(w.running, requests)
+            replies = serve(w.running, unpack_requests(requests))
         except (KeyError, TypeError, ValueError):
             raise self._tampered(w, "a malformed request or one for an episode it was not running") from None
         if w.graded == len(w.episodes):

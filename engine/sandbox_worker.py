@@ -529,7 +529,10 @@ class Lanes:
     def __init__(self, runner: Runner, controllers: list[list[Any]], chan: Channel):
         from greenlet import getcurrent
 
+        from engine.sandbox_episodes import pack_requests
+
         self.runner, self.controllers, self.chan = runner, controllers, chan
+        self.pack = pack_requests
         self.output = runner.output
         self.datasets = runner.job["datasets"]  # per dataset (text, probe_freq, n_branches): public facts only
         self.tasks = runner.job["tasks"]  # per task (its dataset, its config)
@@ -584,7 +587,7 @@ class Lanes:
     def _send(self) -> None:
         if not self.waiting:
             raise _Report("tampered", detail="an episode stopped without asking for an action")
-        self.chan.send({"k": "step", "r": self.requests, "f": self.finished})
+        self.chan.send({"k": "step", "r": self.pack(self.requests), "f": self.finished})
         self.inflight.append(self.requests[::3])
         self.requests, self.finished, self.waiting, self.pending, self.overdue = [], [], 0, 0, False
         self.sent = time.monotonic()
@@ -739,7 +742,9 @@ def main(argv: list[str]) -> None:
         with open(job_path, "rb") as f:
             job = pickle.load(f)
         index, fd = zygote(job, index, fds) if len(fds) > 1 else (index, fds[0])
-        replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY)  # before confinement
+        # Before confinement; not blocking on a parent that is gone (then the first read gives EOF).
+        replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(replies, True)
         chan = Channel(fd, replies, job["nonce"], max_frame(job["limits"]["trace_bytes"]))
         run(job, index, count, chan)
     except _Report as rep:

@@ -7,6 +7,7 @@ the keys ``evaluate`` uses. Real data (the AutoTTS files) and real sandboxed wor
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from functools import cache
 
@@ -17,7 +18,9 @@ from engine.dataset import Dataset
 from engine.evaluate import ControllerSpec, evaluate, evaluate_pairs, result_key, run_python
 from engine.formats.autotts import load_autotts_file
 from engine.paths import PROJECT_ROOT, data_dir
+from engine.replay import Episode, replay_questions, shuffled_order
 from engine.sandbox import Limits, SandboxError, preloads, run_sandboxed_batch
+from engine.sandbox_episodes import pack_requests, serve, unpack_requests
 from engine.store import Store
 
 pytestmark = [pytest.mark.xdist_group("sandbox"), pytest.mark.timeout(300)]
@@ -124,3 +127,20 @@ def test_the_audit_zygote_imports_only_allow_listed_libraries() -> None:
               "import scipy.sparse.linalg\nimport antigravity\nfrom . import numpy\n")
     assert preloads(source) == ["numpy", "scipy", "scipy.special", "scipy.stats"]
     assert preloads("def broken(:") == []
+
+
+def test_packed_requests_round_trip_and_forged_ones_are_refused() -> None:
+    """A step's requests travel as base64 of int64s: the parent unpacks exactly what the worker packed; an
+    index past 64 bits travels as a JSON list and the parent's Episode refuses it with IndexError, as in
+    process; anything a worker could not have packed is a ValueError (the parent voids the run)."""
+    rq = replay_questions(real("Qwen3-8B/aime24", 1))[0]
+    requests = [0, 0, 0, 0, 2, 0, 0, 1, 0]
+    assert unpack_requests(pack_requests(requests)) == requests
+    assert serve({0: Episode(rq, shuffled_order(0, rq.n_branches))}, unpack_requests(pack_requests(requests)))[2][1]
+    huge = [0, 2, 1 << 70]
+    assert pack_requests(huge) == huge
+    reply = serve({0: Episode(rq, shuffled_order(0, rq.n_branches))}, unpack_requests(pack_requests(huge)))
+    assert reply[0][0] == "IndexError" and str(1 << 70) in reply[0][1]
+    for forged in ("not base64!", base64.b64encode(b"12345").decode(), 42, None, {"r": 1}):
+        with pytest.raises(ValueError):
+            unpack_requests(forged)
