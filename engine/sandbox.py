@@ -408,6 +408,8 @@ class _Evaluation:
         self.logs: dict[Key, list[int]] = {}  # (task, seed, question) -> its episode's actions, for the audit
         self.sel = selectors.DefaultSelector()
         self.t0 = time.monotonic()
+        # A batch gets what its pairs would get one by one: the evaluation's clock and each worker's CPU.
+        self.seconds = limits.evaluation_seconds * len(self.tasks)
 
     def where(self, key: Key) -> str:
         """'at question 4, shuffle 17' (and which pair, in a batch of several)."""
@@ -474,7 +476,8 @@ class _Evaluation:
             "lanes": LANES, "nonce": self.nonce,
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
-            "limits": asdict(lim), "preload": preloads(self.spec.source) if zygote else [],
+            "limits": {**asdict(lim), "cpu_seconds": lim.cpu_seconds * len(self.tasks)},
+            "preload": preloads(self.spec.source) if zygote else [],
         }
         path = os.path.join(run_dir, "job.pickle")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
@@ -510,7 +513,7 @@ class _Evaluation:
 
     def _wait_seconds(self) -> float:
         now, lim = time.monotonic(), self.limits
-        ends = [self.t0 + lim.evaluation_seconds]
+        ends = [self.t0 + self.seconds]
         for w in self.workers:
             if not w.finished and not w.queued:
                 ends.append(w.since + lim.episode_seconds + KILL_GRACE if w.loaded
@@ -521,8 +524,9 @@ class _Evaluation:
         lim = self.limits
         if self.cancel is not None and self.cancel.is_set():
             raise SandboxError(f"evaluation cancelled after {self.done}/{self.total} episodes", "cancelled")
-        if now > self.t0 + lim.evaluation_seconds:
-            raise SandboxError(f"evaluation time limit ({lim.evaluation_seconds:g} s) exceeded after "
+        if now > self.t0 + self.seconds:
+            per = f" per pair, {len(self.tasks)} pairs" if len(self.tasks) > 1 else ""
+            raise SandboxError(f"evaluation time limit ({lim.evaluation_seconds:g} s{per}) exceeded after "
                                f"{self.done}/{self.total} episodes", "evaluation_time")
         for w in self.workers:
             if w.finished or w.queued:
