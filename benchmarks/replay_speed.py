@@ -182,7 +182,9 @@ def _sandboxed_cmc_seconds(root: str, name: str, audit: int | None = None) -> fl
     env = {**os.environ, "PYTHONPATH": root}
     extra = [] if audit is None else [str(audit)]
     done = subprocess.run([sys.executable, "-c", SANDBOXED_CMC, str(data_dir() / f"{name}.json"), name, str(file),
-                           str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True, check=True)
+                           str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # say why (e.g. a sandbox limit on an overloaded machine), not only that it failed
+        raise RuntimeError(f"the timed run failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
