@@ -8,7 +8,9 @@ Prints, for one (model, bench) with 100 shuffles:
      end-to-end against the reference evaluator, and sandboxed over all cores against in-process;
   4. the sandboxed CMC file before and after the judge (issue 10: the parent owns every episode), each run
      in a fresh process, alternating, the "before" sandbox taken from git (commit BEFORE);
-  5. the sandboxed CMC file with the audit off and on (8 episodes re-run alone after the run), alternating.
+  5. the sandboxed CMC file with the audit off and on (8 episodes re-run alone after the run), alternating;
+  6. one discovery-style evaluation of the CMC file (4 datasets x 11 betas), as one sandbox batch
+     (``evaluate_pairs``) and pair by pair (``evaluate``), in this process.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import store as store_module
 from engine.controllers import BETAS, kernels
-from engine.evaluate import ControllerSpec, evaluate, run_python, sweep
+from engine.evaluate import ControllerSpec, evaluate, evaluate_pairs, run_python, sweep
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.replay import Episode, replay_actions, replay_questions, shuffled_order
 from engine.store import Store
@@ -40,6 +42,8 @@ TARGET_SECONDS = {"sc64": 0.05, "esc64": 0.05, "asc64": 0.05, "cmc_beta0.5": 0.2
                   "parallel_probe64": 0.25}
 PAUSE = 0.5  # seconds between timed runs of controller files
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
+DISCOVERY_DATASETS = ("Qwen3-0.6B/aime24", "Qwen3-1.7B/aime24", "Qwen3-4B/aime24", "Qwen3-8B/aime24")
+DISCOVERY_TARGET = 60.0  # seconds for one candidate's evaluation (issue 8)
 BEFORE = "9953ee7"  # the last sandbox that ran episodes inside the worker (where a controller could read them)
 # One timed sandboxed evaluation of the CMC file, after a warm-up that starts the spare workers.
 SANDBOXED_CMC = """
@@ -142,6 +146,30 @@ def audit_section(name: str, rounds: int) -> None:
     _print_pair(times[0], times[8])
 
 
+def discovery_section(store: Store, shuffles: int) -> None:
+    """One candidate's evaluation as discovery runs it: the CMC file on 4 datasets x 11 betas, batched
+    (one pool, one audit) and pair by pair (a pool and an audit each), nothing cached."""
+    pairs = [(store.load_dataset(name), ControllerSpec.from_source(
+        (EXAMPLES / "cmc_reference_style.py").read_text(), None, {"beta": beta}, "cmc_reference_style.py"))
+        for name in DISCOVERY_DATASETS for beta in BETAS]
+    print(f"\n== One discovery evaluation: cmc_reference_style.py on {len(DISCOVERY_DATASETS)} datasets (aime24) x "
+          f"{len(BETAS)} betas = {len(pairs)} pairs, {shuffles} shuffles, sandboxed with the audit ==")
+    evaluate(pairs[0][0], pairs[0][1], shuffles=2)  # starts the spare workers
+    time.sleep(PAUSE)
+    start = time.perf_counter()
+    batched = evaluate_pairs(pairs, shuffles=shuffles)
+    batch_s = time.perf_counter() - start
+    time.sleep(PAUSE)
+    start = time.perf_counter()
+    alone = [evaluate(ds, spec, shuffles=shuffles) for ds, spec in pairs]
+    pair_s = time.perf_counter() - start
+    same = all(a.accuracy == b.accuracy and a.avg_total_tokens == b.avg_total_tokens
+               for a, b in zip(batched, alone, strict=True))
+    print(f"{'batched s':>10}{'pair by pair s':>16}{'ratio':>8}{'target s':>10}  ok  identical figures")
+    print(f"{batch_s:10.1f}{pair_s:16.1f}{pair_s / batch_s:7.2f}x{DISCOVERY_TARGET:10.0f}  "
+          f"{'yes' if batch_s <= DISCOVERY_TARGET else 'NO '} {'yes' if same else 'NO'}")
+
+
 def _print_pair(before_runs: list[float], after_runs: list[float]) -> None:
     before, after = statistics.median(before_runs), statistics.median(after_runs)
     print(f"{'before s':>10}{'after s':>10}{'after/before':>14}   runs (before | after)")
@@ -154,7 +182,9 @@ def _sandboxed_cmc_seconds(root: str, name: str, audit: int | None = None) -> fl
     env = {**os.environ, "PYTHONPATH": root}
     extra = [] if audit is None else [str(audit)]
     done = subprocess.run([sys.executable, "-c", SANDBOXED_CMC, str(data_dir() / f"{name}.json"), name, str(file),
-                           str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True, check=True)
+                           str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # say why (e.g. a sandbox limit on an overloaded machine), not only that it failed
+        raise RuntimeError(f"the timed run failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -183,9 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-only", action="store_true", help="only the sandbox before/after section")
     parser.add_argument("--judge-rounds", type=int, default=3, help="before/after pairs to time (median)")
     parser.add_argument("--audit-only", action="store_true", help="only the audit off/on section")
+    parser.add_argument("--discovery-only", action="store_true", help="only the discovery batch section")
+    parser.add_argument("--discovery-shuffles", type=int, default=SHUFFLES, help="shuffles of the discovery section")
     args = parser.parse_args(argv)
     if args.judge_only or args.audit_only:
         (judge_section if args.judge_only else audit_section)(args.dataset, args.judge_rounds)
+        return 0
+    if args.discovery_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "bench.duckdb")
+            store.import_path(data_dir())
+            discovery_section(store, args.discovery_shuffles)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
@@ -202,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             file_controller_section(ds)
             judge_section(args.dataset, args.judge_rounds)
             audit_section(args.dataset, args.judge_rounds)
+            discovery_section(store, args.discovery_shuffles)
     return 0
 
 

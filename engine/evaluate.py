@@ -26,7 +26,7 @@ from engine.replay import COMPAT, MODES, Episode, InvalidAction, replay_question
 from engine.spec import ENGINE_VERSION, ControllerSpec, Outcomes, Progress, action_events
 
 __all__ = ["ENGINE_VERSION", "ControllerSpec", "EvalResult", "Outcomes", "Progress", "SandboxOptions", "action_events",
-           "evaluate", "run_episodes", "run_python", "summarize", "sweep"]
+           "evaluate", "evaluate_pairs", "run_episodes", "run_python", "summarize", "sweep"]
 
 BOOTSTRAP_ITERATIONS = 1000
 SWEEP_WRITE_BATCH = 16  # results a sweep computes before it writes them to the store
@@ -139,29 +139,84 @@ def sweep(
     limits: Any = None,
     cancel: threading.Event | None = None,
 ) -> list[EvalResult]:
-    """Evaluate every (dataset, spec) pair, datasets outermost.
+    """Evaluate every (dataset, spec) pair, datasets outermost (``evaluate_pairs`` of their product)."""
+    return evaluate_pairs([(ds, spec) for ds in datasets for spec in specs], shuffles=shuffles, mode=mode,
+                          store=store, progress=progress, trusted=trusted, limits=limits, cancel=cancel)
 
-    The cache is read in one query and new results are written in batches, so a sweep
-    served from the cache costs one round trip and an interrupted sweep keeps most of
-    what it computed.
+
+def evaluate_pairs(
+    pairs: list[tuple[Dataset, ControllerSpec]],
+    *,
+    shuffles: int = 100,
+    mode: str = COMPAT,
+    store: Any = None,
+    progress: Progress | None = None,
+    trusted: bool = False,
+    limits: Any = None,
+    cancel: threading.Event | None = None,
+    on_result: Callable[[int, EvalResult], None] | None = None,
+) -> list[EvalResult]:
+    """``evaluate`` for each (dataset, spec) pair, with the same cache keys and figures, faster.
+
+    The cache is read in one query and new results are written in batches, so a sweep served from
+    the cache costs one round trip and an interrupted sweep keeps most of what it computed. Sandboxed
+    pairs that share their code (same source, class and file name) run as one batch
+    (``engine.sandbox.run_sandboxed_batch``: one pool loads the code once, one audit covers them all),
+    so their results all arrive when the batch has passed its audit. ``on_result(i, result)`` is called
+    for each pair once its result is in the store (or known, without a store), e.g. to record progress.
     """
-    pairs = [(ds, spec) for ds in datasets for spec in specs]
     keys = [result_key(ds, spec, shuffles, mode) for ds, spec in pairs]
     cached = store.get_results(keys) if store is not None else {}
     sandbox = SandboxOptions.hiding_store(limits, cancel, store)
-    results, pending = [], {}
-    for i, ((ds, spec), key) in enumerate(zip(pairs, keys, strict=True), 1):
+    batched = _run_batches(pairs, keys, cached, shuffles=shuffles, mode=mode, progress=progress,
+                           trusted=trusted, sandbox=sandbox)
+    results, pending, ready = [], {}, []
+    for i, ((ds, spec), key) in enumerate(zip(pairs, keys, strict=True)):
         if key in cached:
             results.append(_from_cache(cached[key], key))
         else:
-            result, _ = _compute(ds, spec, key, shuffles=shuffles, mode=mode, trusted=trusted, sandbox=sandbox)
+            result = batched.get(i) or _compute(ds, spec, key, shuffles=shuffles, mode=mode, trusted=trusted,
+                                                sandbox=sandbox)[0]
             results.append(result)
-            pending[key] = _result_row(ds, spec, result)
-        if store is not None and (len(pending) >= SWEEP_WRITE_BATCH or i == len(pairs)) and pending:
+            if store is not None:
+                pending[key] = _result_row(ds, spec, result)
+        ready.append(i)
+        if pending and (len(pending) >= SWEEP_WRITE_BATCH or i == len(pairs) - 1):
             store.put_results(pending)
             pending = {}
+        if on_result and not pending:
+            for j in ready:
+                on_result(j, results[j])
+            ready = []
         if progress:
-            progress(i, len(pairs), f"{ds.name} {spec.name} {dict(spec.config)}")
+            progress(i + 1, len(pairs), f"{ds.name} {spec.name} {dict(spec.config)}")
+    return results
+
+
+def _run_batches(
+    pairs: list[tuple[Dataset, ControllerSpec]], keys: list[str], cached: Mapping[str, Any], *, shuffles: int,
+    mode: str, progress: Progress | None, trusted: bool, sandbox: SandboxOptions,
+) -> dict[int, EvalResult]:
+    """Results of the uncached sandboxed pairs, by position: one sandbox batch per controller code."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (_, spec) in enumerate(pairs):
+        if keys[i] not in cached and spec.source is not None and not spec.is_builtin and not trusted:
+            groups.setdefault((spec.source, spec.class_name, spec.filename), []).append(i)
+    if not groups:
+        return {}
+    from engine import sandbox as sandboxing
+
+    results = {}
+    for members in groups.values():
+        start = time.perf_counter()
+        outs = sandboxing.run_sandboxed_batch([pairs[i] for i in members], shuffles=shuffles, mode=mode,
+                                              progress=progress, limits=sandbox.limits, cancel=sandbox.cancel,
+                                              hide=sandbox.hide)
+        seconds = (time.perf_counter() - start) / len(members)  # (the replay's share of each pair)
+        for i, out in zip(members, outs, strict=True):
+            ds, spec = pairs[i]
+            results[i] = summarize(ds, spec, out, shuffles, mode, seconds)
+            results[i].key = keys[i]
     return results
 
 

@@ -25,6 +25,7 @@ result is never returned. See docs/sandbox.md for the threat model.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import fcntl
 import json
@@ -55,7 +56,7 @@ from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.paths import PROJECT_ROOT, data_dir, default_db
 from engine.replay import COMPAT, MODES, Episode, ReplayQuestion, replay_questions, shuffled_order
-from engine.sandbox_episodes import LANES, serve
+from engine.sandbox_episodes import LANES, serve, unpack_requests
 from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,13 @@ EpisodeFactory = Callable[[int, int], Episode]  # (shuffle seed, question) -> th
 SANDBOX_UID = SANDBOX_GID = 65534  # 'nobody': RLIMIT_NPROC binds it, and it owns nothing
 PIPE_BYTES = 1 << 20  # capacity asked for the reply FIFOs, so that a reply rarely waits for room
 KILL_GRACE = 2.0  # seconds the parent waits past a limit for the worker's own report
-UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
+UNSHARE_FLAGS = ("--net", "--mount", "--ipc", "--pid", "--fork", "--kill-child", "--mount-proc")
 USER_FLAGS = ("--user", "--map-root-user")  # (unshare makes the user namespace first, then the others)
 LAYER_FLAGS = {protocol.NAMESPACES: UNSHARE_FLAGS, protocol.USER_NAMESPACES: (*USER_FLAGS, *UNSHARE_FLAGS)}
 LAYER_NAMES = {protocol.NAMESPACES: "namespaces (root)", protocol.USER_NAMESPACES: "namespaces (user)",
                protocol.NO_NAMESPACES: "fallback"}
 WORKER_FILE = Path(protocol.__file__).resolve()
+PRELOAD_PACKAGES = frozenset({"numpy", "scipy"})  # what the audit's zygote may import for its children
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,25 @@ def hidden_paths(dataset: Dataset | None = None, extra: Sequence[str | os.PathLi
     return sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
 
 
+def preloads(source: str) -> list[str]:
+    """The modules of ``PRELOAD_PACKAGES`` (at most one level deep, none private) that ``source`` imports:
+    the audit's zygote imports them once, as trusted library code before any user code runs, so that its
+    children do not each pay for SciPy. Only names from the allow-list: the source merely picks among them."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+    parts = [name.split(".") for name in names]
+    return sorted(".".join(p) for p in parts
+                  if p[0] in PRELOAD_PACKAGES and len(p) <= 2 and not any(x.startswith("_") for x in p))
+
+
 def _base_env(scratch: str) -> dict[str, str]:
     """The worker's whole environment: no keys, tokens or TTSLAB_* settings, one BLAS thread."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -215,6 +236,10 @@ def _base_env(scratch: str) -> dict[str, str]:
 
 
 # -- the evaluation ----------------------------------------------------------------------------
+Pair = tuple[Dataset, ControllerSpec]
+Key = tuple[int, int, int]  # (task, seed, question): one episode of a batch
+
+
 def run_sandboxed(
     dataset: Dataset, spec: ControllerSpec, *, shuffles: int, mode: str = COMPAT,
     progress: Progress | None = None, traces: bool = False, limits: Limits | None = None,
@@ -235,56 +260,98 @@ def run_sandboxed(
     ``episodes(seed, question)`` makes the parent's episode the worker's actions are applied to (default:
     replay's over ``dataset``); a live run passes one whose data a model generates while the worker waits.
     """
+    sample = None if audit is None else [(0, s, q) for s, q in audit]
+    return _run([(dataset, spec)], shuffles, mode, progress, traces, limits, cancel, hide, actions, sample,
+                episodes)[0]
+
+
+def run_sandboxed_batch(
+    pairs: Sequence[Pair], *, shuffles: int, mode: str = COMPAT, progress: Progress | None = None,
+    limits: Limits | None = None, cancel: threading.Event | None = None, hide: Sequence[str | os.PathLike] = (),
+    audit: Sequence[Key] | None = None,
+) -> list[Outcomes]:
+    """``run_sandboxed`` for many (dataset, spec) pairs of the same controller code (same source, class
+    and file name; configs and datasets may differ), in one pool: each worker loads the code once and
+    runs episodes of every pair, and one audit draws its ``Limits.audit_episodes`` episodes across all
+    pairs (``audit``: these ``(pair, shuffle, question)`` episodes instead). Returns one ``Outcomes``
+    per pair, in order, each the same as ``run_sandboxed`` gives for that pair alone; a failure in any
+    pair voids the whole batch. Discovery's sweeps (one candidate, many datasets and betas) use it."""
+    if not pairs:
+        return []
+    first = pairs[0][1]
+    if any((s.source, s.class_name, s.filename) != (first.source, first.class_name, first.filename) for _, s in pairs):
+        raise ValueError("run_sandboxed_batch runs one controller code: every spec needs the same source, "
+                         "class name and file name")
+    return _run(pairs, shuffles, mode, progress, False, limits, cancel, hide, False, audit)
+
+
+def _run(pairs: Sequence[Pair], shuffles: int, mode: str, progress: Progress | None, traces: bool,
+         limits: Limits | None, cancel: threading.Event | None, hide: Sequence[str | os.PathLike],
+         actions: bool, audit: Sequence[Key] | None, episodes: EpisodeFactory | None = None) -> list[Outcomes]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if spec.source is None:
+    if any(spec.source is None for _, spec in pairs):
         raise ValueError("run_sandboxed runs user source code; built-in controllers run in process")
-    run = _Evaluation(dataset, spec, shuffles, mode, traces, limits or Limits(), progress, cancel)
+    run = _Evaluation(pairs, shuffles, mode, traces, limits or Limits(), progress, cancel)
     run.keep_actions = actions
     if episodes is not None:
-        run.make_episode = episodes
-    hidden = hidden_paths(dataset, hide)
+        run.make_episode = lambda _task, seed, qi: episodes(seed, qi)
+    hidden = sorted({p for ds in {id(ds): ds for ds, _ in pairs}.values() for p in hidden_paths(ds, hide)})
     k = len(audit) if audit is not None else min(run.limits.audit_episodes, run.total)
     if run.total <= 1 or k == 0:  # (a one-episode evaluation ran alone already)
         return run.execute(hidden)
-    auditor = _Evaluation(dataset, spec, shuffles, mode, False, run.limits, None, cancel)
+    auditor = _Evaluation(pairs, shuffles, mode, False, run.limits, None, cancel)
     auditor.keep_actions = True
-    with auditor.pool(hidden, [[] for _ in range(k)], spares=False):  # they load the controller meanwhile
+    with auditor.pool(hidden, [[] for _ in range(k)], zygote=True):  # its first child loads meanwhile
         out = run.execute(hidden)
         _audit(run, auditor, audit)
     return out
 
 
-def _audit(run: _Evaluation, auditor: _Evaluation, sample: Sequence[tuple[int, int]] | None) -> None:
+def _audit(run: _Evaluation, auditor: _Evaluation, sample: Sequence[Key] | None) -> None:
     """Re-run episodes of the finished evaluation ``run``, each alone in one of ``auditor``'s fresh
-    workers (started with the run, they have loaded the controller and run nothing), and void the run
-    if any answer or action sequence differs. Unless ``sample`` names them, the episodes are drawn
-    from ``os.urandom`` now, after the run, so its controller could not know them."""
+    workers (children of a zygote that has imported libraries and run no user code, forked one after
+    another), and void the run if any answer or action sequence differs. Unless ``sample`` names them,
+    the episodes are drawn from ``os.urandom`` now, after the run, so its controller could not know them."""
     if sample is None:
         sample = random.SystemRandom().sample(sorted(run.logs), len(auditor.workers))
     sample = sorted(sample)
     if run.progress:
         run.progress(run.done, run.total, f"auditing {len(sample)} episodes (each re-run alone)")
-    now = time.monotonic()
     for w, episode in zip(auditor.workers, sample, strict=True):
-        w.episodes, w.started = [episode], now  # (its startup clock starts now: it waited for the run)
+        w.episodes = [episode]
+    auditor.workers[0].started = time.monotonic()  # (its startup clock starts now: it waited for the run)
     auditor.total = len(sample)
     auditor._drive()
-    for seed, qi in sample:
-        _compare(run, auditor, seed, qi)
+    for key in sample:
+        _compare(run, auditor, key)
 
 
-def _compare(run: _Evaluation, again: _Evaluation, seed: int, qi: int) -> None:
-    """Raise the audit's SandboxError if episode (seed, qi) ran differently alone."""
-    before, alone = run.logs[(seed, qi)], again.out.actions[(seed, qi)]
-    if run.out.answers[seed][qi] == again.out.answers[seed][qi] and before == alone:
+def _compare(run: _Evaluation, again: _Evaluation, key: Key) -> None:
+    """Raise the audit's SandboxError if episode ``key`` ran differently alone."""
+    t, seed, qi = key
+    before, alone = run.logs[key], again.tasks[t].out.actions[(seed, qi)]
+    ran, solo = run.tasks[t].out, again.tasks[t].out
+    if ran.answers[seed][qi] == solo.answers[seed][qi] and before == alone:
         return
     what = "a different answer" if before == alone else (
-        f"different actions ({len(before)} actions, {run.out.total_tokens[seed, qi]:,} tokens in the run; "
-        f"{len(alone)} actions, {again.out.total_tokens[seed, qi]:,} tokens alone)")
-    raise SandboxError(f"audit failed at question {qi}, shuffle {seed}: re-run alone in a fresh worker, the episode "
+        f"different actions ({len(before)} actions, {ran.total_tokens[seed, qi]:,} tokens in the run; "
+        f"{len(alone)} actions, {solo.total_tokens[seed, qi]:,} tokens alone)")
+    raise SandboxError(f"audit failed {run.where(key)}: re-run alone in a fresh worker, the episode "
                        f"gave {what}; the controller's result depends on other episodes (memory across episodes or "
                        "unseeded randomness), so the evaluation is void", "audit", qi, seed)
+
+
+@dataclass
+class _Task:
+    """One (dataset, spec) pair of an evaluation: its questions, its config's index, its outcomes."""
+
+    dataset: Dataset
+    spec: ControllerSpec
+    questions: list[ReplayQuestion]
+    data: int  # index of its dataset among the job's question lists
+    config: int  # index of its config among the job's configs
+    out: Outcomes
 
 
 @dataclass
@@ -292,7 +359,7 @@ class _Worker:
     """Parent-side state of one worker process and of the episodes it has in flight."""
 
     index: int
-    episodes: list[tuple[int, int]]  # its share of (seed, question), in the order they are assigned
+    episodes: list[Key]  # its share of (task, seed, question), in the order they are assigned
     proc: _Proc
     started: float
     replies: int = -1  # write end of its reply FIFO (non-blocking)
@@ -306,91 +373,131 @@ class _Worker:
     since: float = 0.0  # when the worker last spoke
     loaded: bool = False
     finished: bool = False
+    queued: bool = False  # a zygote's child not forked yet: its startup clock has not started
+    successor: _Worker | None = None  # the zygote's next child, forked when this one has finished
 
 
 class _Evaluation:
-    """One sandboxed evaluation: start the pool, read and grade frames, enforce the clocks."""
+    """One sandboxed evaluation of one or more (dataset, spec) pairs of the same code: start the pool,
+    read and grade frames, enforce the clocks."""
 
-    def __init__(self, dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str, traces: bool,
+    def __init__(self, pairs: Sequence[Pair], shuffles: int, mode: str, traces: bool,
                  limits: Limits, progress: Progress | None, cancel: threading.Event | None):
-        self.dataset, self.spec, self.mode, self.traces = dataset, spec, mode, traces
+        self.spec = pairs[0][1]
+        self.mode, self.traces = mode, traces
         self.limits, self.progress, self.cancel = limits, progress, cancel
-        self.questions: list[ReplayQuestion] = replay_questions(dataset)
-        self.shuffles, self.n_q = shuffles, len(self.questions)
-        self.total = shuffles * self.n_q
+        data: dict[int, int] = {}  # id(dataset) -> its index among the question lists
+        configs: list[dict[str, Any]] = []
+        self.datasets: list[list[ReplayQuestion]] = []
+        self.tasks: list[_Task] = []
+        for ds, spec in pairs:
+            if id(ds) not in data:
+                data[id(ds)] = len(self.datasets)
+                self.datasets.append(replay_questions(ds))
+            config = dict(spec.config)
+            if config not in configs:
+                configs.append(config)
+            questions = self.datasets[data[id(ds)]]
+            n = (shuffles, len(questions))
+            out = Outcomes([[None] * len(questions) for _ in range(shuffles)], np.zeros(n, np.int64),
+                           np.zeros(n, np.int64), np.zeros(n, np.int64))
+            self.tasks.append(_Task(ds, spec, questions, data[id(ds)], configs.index(config), out))
+        self.configs = configs
+        self.shuffles = shuffles
+        self.total = shuffles * sum(len(t.questions) for t in self.tasks)
         self.done = 0
         self.trace_total = 0
         self.nonce = secrets.token_hex(16)
         self.max_frame = protocol.max_frame(limits.trace_bytes)
-        n = (shuffles, self.n_q)
-        self.out = Outcomes([[None] * self.n_q for _ in range(shuffles)], np.zeros(n, np.int64),
-                            np.zeros(n, np.int64), np.zeros(n, np.int64))
         self.workers: list[_Worker] = []
         self.keep_actions = False
-        self.logs: dict[tuple[int, int], list[int]] = {}  # (seed, question) -> its episode's actions, for the audit
-        self.make_episode: EpisodeFactory = self._replay_episode
+        self.logs: dict[Key, list[int]] = {}  # (task, seed, question) -> its episode's actions, for the audit
+        self.make_episode: Callable[[int, int, int], Episode] = self._replay_episode
         self.sel = selectors.DefaultSelector()
         self.t0 = time.monotonic()
+        # A batch gets what its pairs would get one by one: the evaluation's clock and each worker's CPU.
+        self.seconds = limits.evaluation_seconds * len(self.tasks)
 
-    def execute(self, hidden: list[str]) -> Outcomes:
+    def where(self, key: Key) -> str:
+        """'at question 4, shuffle 17' (and which pair, in a batch of several)."""
+        t, seed, qi = key
+        text = f"at question {qi}, shuffle {seed}"
+        if len(self.tasks) > 1:
+            task = self.tasks[t]
+            text += f" of {task.dataset.name} {dict(task.spec.config)}"
+        return text
+
+    def execute(self, hidden: list[str]) -> list[Outcomes]:
         """Run every episode, each shuffle's questions on one of ``Limits.workers`` workers in turn."""
+        outs = [t.out for t in self.tasks]
         if self.total == 0:
-            return self.out
+            return outs
         count = max(1, min(self.limits.workers, self.shuffles))
-        with self.pool(hidden, [[(s, q) for s in range(i, self.shuffles, count) for q in range(self.n_q)]
+        with self.pool(hidden, [[(t, s, q) for t, task in enumerate(self.tasks)
+                                 for s in range(i, self.shuffles, count) for q in range(len(task.questions))]
                                 for i in range(count)]):
             self._drive()
-        return self.out
+        return outs
 
     @contextmanager
-    def pool(self, hidden: list[str], shares: list[list[tuple[int, int]]], spares: bool = True) -> Iterator[None]:
-        """Start one worker per share of (seed, question) episodes and hand it the job; on exit
-        stop them all. ``spares``: take started spares, and top the pool up afterwards."""
+    def pool(self, hidden: list[str], shares: list[list[Key]], zygote: bool = False) -> Iterator[None]:
+        """Start one worker per share of episodes and hand it the job; on exit stop them all. Workers
+        are started spares (and the pool is topped up afterwards), or with ``zygote`` the children of
+        one fresh zygote (``sandbox_worker.zygote``), forked one after another as each finishes."""
         level = isolation()
         count = len(shares)
         run_dir = tempfile.mkdtemp(prefix="ttslab-sandbox-")
-        procs = SPARES.take(count, level) if spares else []
+        procs = [] if zygote else SPARES.take(count, level)
         try:
+            if zygote:
+                procs = _start_zygote(level, count)
             while len(procs) < count:
                 procs.append(_start_worker(level))
             pairs = enumerate(zip(shares, procs, strict=True))
-            self.workers = [_Worker(i, share, p, self.t0) for i, (share, p) in pairs]
-            job = self._write_job(run_dir, level, hidden)
+            self.workers = [_Worker(i, share, p, self.t0, queued=zygote and i > 0) for i, (share, p) in pairs]
+            if zygote:
+                for w, after in zip(self.workers, self.workers[1:], strict=False):
+                    w.successor = after
+            job = self._write_job(run_dir, level, hidden, zygote)
             for w in self.workers:
-                self._assign(w, f"{job} {w.index} {count}\n", run_dir)
+                self._assign(w, f"{job} {w.index} {count}\n", run_dir, send=not zygote or w.index == 0)
             yield
         finally:
             try:
                 self._stop(procs)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
-                if spares:
+                if not zygote:
                     SPARES.refill(count, level)
 
     # -- start -----------------------------------------------------------------------------
-    def _write_job(self, run_dir: str, level: str, hidden: list[str]) -> str:
+    def _write_job(self, run_dir: str, level: str, hidden: list[str], zygote: bool) -> str:
         lim = self.limits
         drop = level == protocol.NAMESPACES and os.geteuid() == 0
         job = {
             "source": self.spec.source, "class_name": self.spec.class_name, "filename": self.spec.filename,
-            "config": dict(self.spec.config), "mode": self.mode, "traces": self.traces,
-            "questions": [(q.text, q.probe_freq, q.n_branches) for q in self.questions],  # public facts only
+            "configs": self.configs, "mode": self.mode, "traces": self.traces,
+            "datasets": [[(q.text, q.probe_freq, q.n_branches) for q in questions]  # public facts only
+                         for questions in self.datasets],
+            "tasks": [(t.data, t.config) for t in self.tasks],
             "lanes": LANES, "nonce": self.nonce,
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
-            "limits": asdict(lim),
+            "limits": {**asdict(lim), "cpu_seconds": lim.cpu_seconds * len(self.tasks)},
+            "preload": preloads(self.spec.source) if zygote else [],
         }
         path = os.path.join(run_dir, "job.pickle")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
-    def _assign(self, w: _Worker, line: str, run_dir: str) -> None:
-        """Hand a started worker its job; a spare that died while idle is replaced by a fresh one."""
+    def _assign(self, w: _Worker, line: str, run_dir: str, send: bool = True) -> None:
+        """Hand a started worker its job (``send``: write it the job line; a zygote's children share
+        one); a spare that died while idle is replaced by a fresh one."""
         if w.proc.level == protocol.NO_NAMESPACES:
             os.mkdir(os.path.join(run_dir, f"w{w.index}"), 0o700)  # its scratch directory
         w.replies = _reply_fifo(os.path.join(run_dir, f"w{w.index}.replies"))
-        if not _send(w.proc, line) and w.proc.spare:
+        if send and not _send(w.proc, line) and w.proc.spare:
             _discard(w.proc)
             w.proc = _start_worker(w.proc.level)
             _send(w.proc, line)
@@ -413,9 +520,9 @@ class _Evaluation:
 
     def _wait_seconds(self) -> float:
         now, lim = time.monotonic(), self.limits
-        ends = [self.t0 + lim.evaluation_seconds]
+        ends = [self.t0 + self.seconds]
         for w in self.workers:
-            if not w.finished:
+            if not w.finished and not w.queued:
                 ends.append(w.since + lim.episode_seconds + KILL_GRACE if w.loaded
                             else w.started + lim.startup_seconds + KILL_GRACE)
         return max(0.0, min(0.2, min(ends) - now))
@@ -424,11 +531,12 @@ class _Evaluation:
         lim = self.limits
         if self.cancel is not None and self.cancel.is_set():
             raise SandboxError(f"evaluation cancelled after {self.done}/{self.total} episodes", "cancelled")
-        if now > self.t0 + lim.evaluation_seconds:
-            raise SandboxError(f"evaluation time limit ({lim.evaluation_seconds:g} s) exceeded after "
+        if now > self.t0 + self.seconds:
+            per = f" per pair, {len(self.tasks)} pairs" if len(self.tasks) > 1 else ""
+            raise SandboxError(f"evaluation time limit ({lim.evaluation_seconds:g} s{per}) exceeded after "
                                f"{self.done}/{self.total} episodes", "evaluation_time")
         for w in self.workers:
-            if w.finished:
+            if w.finished or w.queued:
                 continue
             late = (now > w.since + lim.episode_seconds + KILL_GRACE if w.loaded
                     else now > w.started + lim.startup_seconds + KILL_GRACE)
@@ -475,8 +583,8 @@ class _Evaluation:
             raise self._tampered(w, "a frame without the session key")
         kind = msg.get("k")
         w.since = time.monotonic()
-        if kind == "step" and w.loaded and type(msg.get("r")) is list and type(msg.get("f")) is list:
-            self._step(w, msg["r"], msg["f"])
+        if kind == "step" and w.loaded and type(msg.get("f")) is list:
+            self._step(w, msg.get("r"), msg["f"])
             w.since = time.monotonic()  # the worker waited for the reply: its clock starts now (live runs generate)
         elif kind == "loaded" and not w.loaded:
             w.loaded = True
@@ -487,19 +595,21 @@ class _Evaluation:
             raise self._tampered(w, f"an unexpected {str(kind)[:20]!r} frame")
 
     # -- the episodes: the parent's own, answered one action at a time ----------------------------
-    def _step(self, w: _Worker, requests: list[Any], finished: list[Any]) -> None:
+    def _step(self, w: _Worker, requests: Any, finished: list[Any]) -> None:
         """Grade the episodes the worker finished, apply its requested actions, and reply."""
         for item in finished:
             if type(item) is not list or len(item) != 3 or type(item[0]) is not int or item[0] not in w.lanes:
                 raise self._tampered(w, "a report of an episode it was not running")
             self._grade(w, *item)
         try:
-            replies = serve(w.running, requests)
+            replies = serve(w.running, unpack_requests(requests))
         except (KeyError, TypeError, ValueError):
             raise self._tampered(w, "a malformed request or one for an episode it was not running") from None
         if w.graded == len(w.episodes):
             w.finished = True
             self.sel.unregister(w.proc.fd)
+            if w.successor is not None:
+                w.successor.queued, w.successor.started = False, time.monotonic()
         self._reply(w, replies)
 
     def _reply(self, w: _Worker, replies: list[Any]) -> None:
@@ -507,17 +617,17 @@ class _Evaluation:
         new = []
         while w.free and w.assigned < len(w.episodes):
             lane = w.free.pop()
-            seed, qi = w.episodes[w.assigned]
+            t, seed, qi = w.episodes[w.assigned]
             w.lanes[lane] = w.assigned
-            w.running[lane] = self.make_episode(seed, qi)
+            w.running[lane] = self.make_episode(t, seed, qi)
             w.assigned += 1
-            new.append((lane, qi))
+            new.append((lane, t, qi))
         data = pickle.dumps({"r": replies, "new": new}, protocol=pickle.HIGHEST_PROTOCOL)
         w.out += protocol.REPLY_HEADER.pack(len(data)) + data
         self._flush(w)
 
-    def _replay_episode(self, seed: int, qi: int) -> Episode:
-        rq = self.questions[qi]
+    def _replay_episode(self, task: int, seed: int, qi: int) -> Episode:
+        rq = self.tasks[task].questions[qi]
         return Episode(rq, shuffled_order(seed, rq.n_branches), self.mode)
 
     def _flush(self, w: _Worker) -> None:
@@ -536,22 +646,24 @@ class _Evaluation:
 
     def _grade(self, w: _Worker, lane: int, answer: Any, trace: Any) -> None:
         """Record a finished episode: its answer from the worker, every figure from the parent's episode."""
-        seed, qi = w.episodes[w.lanes[lane]]
+        key = w.episodes[w.lanes[lane]]
+        t, seed, qi = key
+        out = self.tasks[t].out
         ep = w.running[lane]
         if answer is not None and type(answer) is not str:
             raise self._tampered(w, "an answer that is not a string", lane)
         if answer is not None and len(answer) > self.limits.answer_chars:
             raise self._error(w, "answer", "controller returned an answer of {n} characters {where}; the limit "
                               "is {limit}", lane=lane, n=len(answer), limit=self.limits.answer_chars)
-        self.out.answers[seed][qi] = answer
-        self.out.total_tokens[seed, qi] = ep.total_tokens
-        self.out.sequential_tokens[seed, qi] = ep.sequential_tokens
-        self.out.n_actions[seed, qi] = len(ep.actions)
-        self.logs[(seed, qi)] = ep.actions
+        out.answers[seed][qi] = answer
+        out.total_tokens[seed, qi] = ep.total_tokens
+        out.sequential_tokens[seed, qi] = ep.sequential_tokens
+        out.n_actions[seed, qi] = len(ep.actions)
+        self.logs[key] = ep.actions
         if self.keep_actions or self.traces:
-            self.out.actions[(seed, qi)] = list(ep.actions)
+            out.actions[(seed, qi)] = list(ep.actions)
         if self.traces:
-            self.out.traces[(seed, qi)] = self._trace(w, lane, trace, self.questions[qi], ep.actions, seed)
+            out.traces[(seed, qi)] = self._trace(w, lane, trace, self.tasks[t].questions[qi], ep.actions, seed)
         del w.lanes[lane], w.running[lane]
         w.free.append(lane)
         w.graded += 1
@@ -575,8 +687,8 @@ class _Evaluation:
         return trace
 
     # -- failures ----------------------------------------------------------------------------
-    def _at(self, w: _Worker, lane: Any = None) -> tuple[int, int]:
-        """(seed, question) of the episode in ``lane``, else of the worker's oldest episode in flight."""
+    def _at(self, w: _Worker, lane: Any = None) -> Key:
+        """(task, seed, question) of the episode in ``lane``, else of the worker's oldest episode in flight."""
         if lane not in w.lanes:
             lane = min(w.lanes, key=w.lanes.__getitem__, default=None)
         position = w.lanes[lane] if lane is not None else min(w.assigned, len(w.episodes) - 1)
@@ -587,8 +699,9 @@ class _Evaluation:
         """SandboxError for the episode in ``lane`` (or the worker's oldest in flight); ``template``
         has a ``{where}`` field."""
         if w.loaded:
-            seed, qi = self._at(w, lane)
-            where = f"at question {qi}, shuffle {seed}"
+            key = self._at(w, lane)
+            _, seed, qi = key
+            where = self.where(key)
         else:
             seed = qi = None
             where = "while loading the controller"
@@ -653,28 +766,42 @@ class _Proc:
 
 def _start_worker(level: str, spare: bool = False) -> _Proc:
     """Start a worker; it imports the engine, then waits for its job on stdin."""
-    r, w = os.pipe()
+    return _spawn(level, 1, spare)[0]
+
+
+def _start_zygote(level: str, children: int) -> list[_Proc]:
+    """Start the audit's zygote (``sandbox_worker.zygote``): one process that will fork ``children``
+    workers one after another, each with its own frame pipe; one ``_Proc`` per child, sharing the process."""
+    return _spawn(level, children, False)
+
+
+def _spawn(level: str, pipes: int, spare: bool) -> list[_Proc]:
+    ends = [os.pipe() for _ in range(pipes)]
+    writers = [w for _, w in ends]
     try:
-        popen = subprocess.Popen(_worker_command(level, w), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, pass_fds=(w,), env=_base_env("/"), cwd="/",
-                                 start_new_session=True)
+        popen = subprocess.Popen(_worker_command(level, writers), stdin=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=writers,
+                                 env=_base_env("/"), cwd="/", start_new_session=True)
     except BaseException:
-        os.close(r)
+        for r, _ in ends:
+            os.close(r)
         raise
     finally:
-        os.close(w)
-    os.set_blocking(r, False)
-    return _Proc(popen, r, level, spare)
+        for w in writers:
+            os.close(w)
+    for r, _ in ends:
+        os.set_blocking(r, False)
+    return [_Proc(popen, r, level, spare) for r, _ in ends]
 
 
-def _worker_command(level: str, fd: int) -> list[str]:
+def _worker_command(level: str, fds: list[int]) -> list[str]:
     """The worker's command line: under ``unshare`` with the namespaces of ``level``, if any."""
     flags = LAYER_FLAGS.get(level)
     prefix = [] if flags is None else [shutil.which("unshare") or "unshare", *flags]
     # -s -P (no user site, no script folder on the path) rather than -I: the worker must read
     # PYTHONHASHSEED from its (wholly ours) environment, so set and dict-of-set orders are the same in
     # every worker and an honest controller breaking ties by set order passes the audit.
-    return [*prefix, sys.executable, "-s", "-P", "-B", str(WORKER_FILE), str(fd)]
+    return [*prefix, sys.executable, "-s", "-P", "-B", str(WORKER_FILE), ",".join(map(str, fds))]
 
 
 def _reply_fifo(path: str) -> int:

@@ -52,6 +52,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4
 # clear them; atime flags are kept by the kernel when a remount names none)
 KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 38, 23, 24
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -478,15 +479,16 @@ class Runner:
         tb = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == self.filename]
         return "".join(traceback.format_list(tb)).rstrip()
 
-    def load_lanes(self, n: int) -> list[Any]:
-        """The controller class, loaded once, and one instance of it per episode slot: episodes in
-        flight never share an instance (each instance runs its slot's episodes one after another)."""
+    def load_lanes(self, n: int) -> list[list[Any]]:
+        """The controller class, loaded once, and per config one instance of it per episode slot:
+        episodes in flight never share an instance (each instance runs its slot's episodes of that
+        config one after another)."""
         from engine.controllers.loader import ControllerError, load_class, user_traceback
 
         job = self.job
         cls = load_class(job["source"], job["class_name"], self.filename)
         try:
-            return [cls(config=dict(job["config"])) if job["config"] else cls() for _ in range(n)]
+            return [[cls(config=dict(config)) if config else cls() for _ in range(n)] for config in job["configs"]]
         except Exception as exc:
             raise ControllerError(
                 f"constructing {cls.__name__} failed:\n{user_traceback(exc, self.filename)}") from None
@@ -524,12 +526,16 @@ class Lanes:
     time (the parent's time is not counted), sampled by a periodic timer (not read per action: the
     clock and ``setitimer`` are system calls), so the limit lands in that episode's code."""
 
-    def __init__(self, runner: Runner, controllers: list[Any], chan: Channel):
+    def __init__(self, runner: Runner, controllers: list[list[Any]], chan: Channel):
         from greenlet import getcurrent
 
+        from engine.sandbox_episodes import pack_requests
+
         self.runner, self.controllers, self.chan = runner, controllers, chan
+        self.pack = pack_requests
         self.output = runner.output
-        self.questions = runner.job["questions"]  # (text, probe_freq, n_branches): public facts only
+        self.datasets = runner.job["datasets"]  # per dataset (text, probe_freq, n_branches): public facts only
+        self.tasks = runner.job["tasks"]  # per task (its dataset, its config)
         self.seconds = runner.job["limits"]["episode_seconds"]
         self.hub = getcurrent()
         self.active: dict[int, Any] = {}  # lane -> greenlet of its episode
@@ -581,7 +587,7 @@ class Lanes:
     def _send(self) -> None:
         if not self.waiting:
             raise _Report("tampered", detail="an episode stopped without asking for an action")
-        self.chan.send({"k": "step", "r": self.requests, "f": self.finished})
+        self.chan.send({"k": "step", "r": self.pack(self.requests), "f": self.finished})
         self.inflight.append(self.requests[::3])
         self.requests, self.finished, self.waiting, self.pending, self.overdue = [], [], 0, 0, False
         self.sent = time.monotonic()
@@ -597,12 +603,13 @@ class Lanes:
 
         from engine.sandbox_episodes import RemoteEpisode
 
-        for lane, qi in new:
-            text, probe_freq, n_branches = self.questions[qi]
+        for lane, task, qi in new:
+            data, config = self.tasks[task]
+            text, probe_freq, n_branches = self.datasets[data][qi]
             question = RemoteEpisode(text, probe_freq, n_branches, self._wait)
             self.active[lane] = greenlet(self._episode, parent=self.hub)
             self.used[lane] = 0.0
-            self.ready.append((lane, (self.controllers[lane], question)))
+            self.ready.append((lane, (self.controllers[config][lane], question)))
 
     def _episode(self, start: tuple[Any, Any]) -> tuple[str | None, str | None]:
         return self.runner.episode(*start)  # (its end returns to the scheduler, self.running still says whose)
@@ -696,8 +703,36 @@ def wait_for_job() -> tuple[str, int, int] | None:
     return job_path, int(index), int(count)
 
 
+def zygote(job: dict[str, Any], first: int, fds: list[int]) -> tuple[int, int]:
+    """The audit's worker: import the allow-listed modules the controller names (trusted library code,
+    no user code), then fork one child per audited episode, one after another, each once the previous
+    one has exited. Returns (its index, its frame pipe) in each child; the zygote itself exits here.
+
+    A child shares nothing with its siblings: none runs while another does, each gets its own mount
+    and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe, and
+    the zygote never ran user code nor held episode data, so what it hands on is what a fresh worker has."""
+    import importlib
+
+    for name in job["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # (the child's own import reports a real failure, in its place)
+            continue
+    for i, fd in enumerate(fds):
+        pid = os.fork()
+        if pid == 0:
+            for later in fds[i + 1:]:  # (the earlier ones the zygote has closed)
+                os.close(later)
+            if job["isolation"] in (NAMESPACES, USER_NAMESPACES) and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
+                raise OSError("unshare of the audit child's mount and IPC namespaces failed")
+            return first + i, fd
+        os.close(fd)
+        os.waitpid(pid, 0)
+    os._exit(0)
+
+
 def main(argv: list[str]) -> None:
-    fd = int(argv[1])
+    fds = [int(fd) for fd in argv[1].split(",")]
     chan = None
     try:
         task = wait_for_job()
@@ -706,7 +741,10 @@ def main(argv: list[str]) -> None:
         job_path, index, count = task
         with open(job_path, "rb") as f:
             job = pickle.load(f)
-        replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY)  # before confinement
+        index, fd = zygote(job, index, fds) if len(fds) > 1 else (index, fds[0])
+        # Before confinement; not blocking on a parent that is gone (then the first read gives EOF).
+        replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(replies, True)
         chan = Channel(fd, replies, job["nonce"], max_frame(job["limits"]["trace_bytes"]))
         run(job, index, count, chan)
     except _Report as rep:

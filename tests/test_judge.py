@@ -518,3 +518,39 @@ def test_reading_the_episodes_in_flight_is_refused_by_the_audit() -> None:
     with pytest.raises(SandboxError) as info:
         run_sandboxed(ds, spec, shuffles=2, limits=LIMITS)
     assert info.value.kind == "audit" and "gave a different answer" in str(info.value)
+
+
+FILE_MEMORISER = '''
+import json, os
+
+PATH = os.path.join(os.environ["TMPDIR"], "memory.json")  # the worker's scratch directory
+
+
+class FileMemoriser(LLMDesignedMethod):
+    """Pays in full the first time it sees a question, keeps the answer in a file of its scratch
+    directory, and answers later episodes of that question from the file for free."""
+
+    def solve(self, question):
+        memory = json.load(open(PATH)) if os.path.exists(PATH) else {}
+        if question.question in memory:
+            return memory[question.question]
+        finals = [question.get_new_branch_final_answer() for _ in range(question.n_branches)]
+        memory[question.question] = finals[0]
+        json.dump(memory, open(PATH, "w"))
+        return finals[0]
+'''
+
+
+def test_audited_episodes_share_no_files() -> None:
+    """The audit's children are forked one after another from one zygote: each must start with a scratch
+    directory of its own. The sample puts an episode that paid in the run (shuffle 0, among the first 64
+    of its worker) before late ones that answered from the file: were the scratch shared, the first child
+    would write the file and the next ones would match the run's free answers; alone, they pay, so the
+    run is refused at the first late episode."""
+    ds, shuffles = markers(), 200
+    spec = ControllerSpec.from_source(FILE_MEMORISER, filename="file_memoriser.py")
+    sample = [(0, 0), (190, 0), (192, 0)]
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=sample)
+    assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == (190, 0)
+    assert "(0 actions, 0 tokens in the run; 8 actions" in str(info.value)

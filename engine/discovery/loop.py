@@ -27,7 +27,7 @@ from engine.discovery.prompts import CURVE_TASK, Entry, Prompt, build_prompt, ex
 from engine.discovery.proposers import LLMProposer, OfflineProposer, ProposerError
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, Candidate, Evaluation, RoundRecord, Session
 from engine.discovery.validate import smoke_dataset, validate
-from engine.evaluate import ControllerSpec, SandboxOptions, evaluate, run_episodes, sweep
+from engine.evaluate import ControllerSpec, SandboxOptions, evaluate_pairs, run_episodes, sweep
 from engine.store import Store
 
 TRACE_EVENTS = (12, 4)  # events shown from the start and the end of a failing episode
@@ -328,18 +328,19 @@ class _Runner:
     def _evaluate(self, rnd: int, cand: Candidate, split: str, datasets: list) -> tuple[float, float]:
         """Mean accuracy and tokens of the candidate's beta sweep on ``datasets``.
 
-        User code is recorded pair by pair (each pair takes seconds); a compiled candidate's pairs
-        (milliseconds each) run as one cached sweep and are recorded together.
+        User code runs as one sandbox batch (one pool loads it once, one audit covers every pair) and is
+        recorded pair by pair as results reach the cache, so a resumed round redoes only missing pairs;
+        a compiled candidate's pairs (milliseconds each) run as one cached sweep and are recorded together.
         """
         have = {(e.dataset, e.beta): e for e in sessions.list_evaluations(self.store, self.name, split, rnd,
                                                                             cand.attempt)}
         pending = [(ds, beta) for ds in datasets for beta in self.cfg.betas if (ds.name, beta) not in have]
         if cand.kind == "source":
-            for ds, beta in pending:
-                self._check_stop()
-                res = evaluate(ds, self._spec(cand, beta), shuffles=self.cfg.shuffles, store=self.store,
-                               limits=self.limits, cancel=self.cancel)
-                self._put_evaluations(rnd, cand, split, [(ds, beta, res)], have)
+            self._check_stop()
+            evaluate_pairs([(ds, self._spec(cand, beta)) for ds, beta in pending], shuffles=self.cfg.shuffles,
+                           store=self.store, limits=self.limits, cancel=self.cancel,
+                           on_result=lambda i, res: self._put_evaluations(rnd, cand, split, [(*pending[i], res)],
+                                                                          have))
         else:
             for ds in datasets:
                 betas = [b for d, b in pending if d is ds]
