@@ -14,7 +14,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from engine.discovery.proposers import LLMProposer, OfflineProposer, ProposerErr
 from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, Candidate, Evaluation, RoundRecord, Session
 from engine.discovery.validate import smoke_dataset, validate
 from engine.evaluate import ControllerSpec, SandboxOptions, evaluate_pairs, run_episodes, sweep
+from engine.sandbox import SandboxError
 from engine.store import Store
 
 TRACE_EVENTS = (12, 4)  # events shown from the start and the end of a failing episode
@@ -337,10 +339,16 @@ class _Runner:
         pending = [(ds, beta) for ds in datasets for beta in self.cfg.betas if (ds.name, beta) not in have]
         if cand.kind == "source":
             self._check_stop()
-            evaluate_pairs([(ds, self._spec(cand, beta)) for ds, beta in pending], shuffles=self.cfg.shuffles,
-                           store=self.store, limits=self.limits, cancel=self.cancel,
-                           on_result=lambda i, res: self._put_evaluations(rnd, cand, split, [(*pending[i], res)],
-                                                                          have))
+            with self._watching_stop() as cancel:
+                try:
+                    evaluate_pairs([(ds, self._spec(cand, beta)) for ds, beta in pending],
+                                   shuffles=self.cfg.shuffles, store=self.store, limits=self.limits, cancel=cancel,
+                                   on_result=lambda i, res: self._put_evaluations(rnd, cand, split,
+                                                                                  [(*pending[i], res)], have))
+                except SandboxError as exc:
+                    if exc.kind == "cancelled":
+                        self._check_stop()  # a stop or a budget cancelled the batch: end the session, not the candidate
+                    raise
         else:
             for ds in datasets:
                 betas = [b for d, b in pending if d is ds]
@@ -350,6 +358,28 @@ class _Runner:
                                       have)
         values = list(have.values())
         return (sum(e.accuracy for e in values) / len(values), sum(e.tokens for e in values) / len(values))
+
+    @contextmanager
+    def _watching_stop(self, every: float = 0.5) -> Iterator[threading.Event]:
+        """A cancel event for a long sandbox batch (minutes), set as soon as a stop is requested (the page's
+        Stop, ``self.cancel``) or a budget runs out, so a batch does not outlive them."""
+        cancel, done = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                try:
+                    self._check_stop()
+                except _Stop:
+                    cancel.set()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True, name="discovery-stop-watch")
+        watcher.start()
+        try:
+            yield cancel
+        finally:
+            done.set()
+            watcher.join()
 
     def _put_evaluations(self, rnd: int, cand: Candidate, split: str, done: list, have: dict) -> None:
         evals = [Evaluation(rnd, cand.attempt, split, ds.name, beta, res.key, res.accuracy, res.avg_total_tokens,

@@ -4,6 +4,9 @@ SCRIPTED CONTENT (``tests.servers.scripted_server``), priced by litellm as gpt-4
 
 from __future__ import annotations
 
+import threading
+import time
+
 from engine.discovery import SessionConfig, run_session, sessions, start_session
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.store import Store
@@ -59,3 +62,35 @@ def test_wall_clock_budget_stops_at_a_step_boundary(store: Store) -> None:
     more = assert_rounds_whole(store, "clock")
     assert resumed.status == "budget" and more[: len(first)] == first and len(more) > len(first)
     assert more == list(range(1, len(more) + 1))
+
+
+SLOW = scripted.GOOD.format(base=1).replace("    def solve(self, question):\n",
+                                            "    def solve(self, question):\n        time.sleep(0.05)\n", 1)
+SLOW = "import time\n" + SLOW
+
+
+def test_a_stop_request_cancels_a_candidates_evaluation_batch(store: Store) -> None:
+    """A candidate's sandbox batch takes minutes on real sizes: a stop requested while it runs (the page's
+    Stop button sets the store's flag) ends the session within seconds as 'stopped', without recording
+    a partial round or blaming the candidate, instead of after the whole batch."""
+    with scripted_server(lambda endpoint, body: scripted.fenced(SLOW)) as server:
+        config = SessionConfig(name="halt", proposer="openai/gpt-4o-mini", api_base=server.base_url,
+                               search=(SEARCH,), betas=BETAS, shuffles=20, rounds=1, critic=False)
+        outcome: list = []
+        runner = threading.Thread(target=lambda: outcome.append(start_session(store, config)))
+        runner.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            session = next((s for s in sessions.list_sessions(store) if s.name == "halt"), None)
+            if session is not None and session.round == 1 and session.step == "evaluate":
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)  # the batch is running: 1,200 episodes of 50 ms on two workers take ~30 s
+        asked = time.monotonic()
+        sessions.request_stop(store, "halt")
+        runner.join(timeout=60)
+        stopped_after = time.monotonic() - asked
+    assert outcome and outcome[0].status == "stopped", outcome
+    assert stopped_after < 15, f"the batch ran on for {stopped_after:.1f} s after the stop request"
+    assert [r.round for r in sessions.list_rounds(store, "halt")] == [0]
+    assert not any("evaluation failed" in (c.error or "") for c in sessions.list_candidates(store, "halt"))
