@@ -37,10 +37,12 @@ def multiselect_param(label: str, options: Sequence[str], key: str, default: Seq
     else:
         st.session_state[key] = [v for v in st.session_state[key] if v in options]
     value = container.multiselect(label, options, key=key, format_func=format_func, **kwargs)
-    if value:
-        st.query_params[key] = ",".join(value)
-    else:
-        st.query_params.pop(key, None)
+    wanted = ",".join(value) or None
+    if st.query_params.get(key) != wanted:  # a write sends the whole query string: only on a change (views/lab.py)
+        if wanted:
+            st.query_params[key] = wanted
+        else:
+            st.query_params.pop(key, None)
     return value
 
 

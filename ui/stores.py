@@ -175,8 +175,9 @@ def _apply_link() -> None:
             st.error(f"This link's database was not opened: {exc}. Showing {_label(session_path())} instead.",
                      icon=":material/block:")
             del st.query_params[QUERY_KEY]
-    if st.session_state.get(CHOICE) is not None:
-        st.query_params[QUERY_KEY] = st.session_state[CHOICE]
+    chosen = st.session_state.get(CHOICE)
+    if chosen is not None and st.query_params.get(QUERY_KEY) != chosen:  # only on a change (views/lab.py)
+        st.query_params[QUERY_KEY] = chosen
 
 
 def _picker(label: str, key: str) -> None:

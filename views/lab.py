@@ -95,7 +95,10 @@ def inputs(store: Store, datasets: list[str], versions: list[saved.Version]) -> 
     dataset = left.selectbox("dataset", datasets, key="dataset", bind="query-params")
     ref = middle.selectbox("controller", refs, key="controller", format_func=lambda r: lab.ref_label(r, versions),
                            help="a built-in, a preset, a saved controller, or new code")
-    st.query_params["controller"] = ref  # not bound: the picker shows names, the URL keeps the id
+    if st.query_params.get("controller") != ref:  # not bound: the picker shows names, the URL keeps the id
+        # Written only on a change: each write sends this run's whole query string, which would put back a
+        # beta the slider has already moved past (a slider move reruns the page while the URL follows it).
+        st.query_params["controller"] = ref
     mode = mode_col.selectbox("mode", MODES, key="mode", bind="query-params",
                               help="compat: the reference's rules; strict: invalid actions are errors")
     shuffles = int(shuffles_col.number_input("shuffles", min_value=1, max_value=1000, value=100, step=10,

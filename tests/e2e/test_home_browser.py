@@ -136,7 +136,11 @@ def page(server: str):
 
 
 def metric(page, label: str):
-    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    """The value of the metric labelled ``label`` as drawn by the current run: during a rerun Streamlit keeps
+    the previous run's elements on screen, greyed out (``data-stale="true"``) until the run ends, so a page
+    whose layout moved shows two such metrics for a while."""
+    fresh = page.locator('[data-testid="stElementContainer"][data-stale="false"]')
+    return fresh.filter(has=page.get_by_test_id("stMetric").filter(has_text=label)).get_by_test_id("stMetricValue")
 
 
 def choose(page, label: str, option: str) -> None:

@@ -27,6 +27,7 @@ from test_home_browser import (  # noqa: F401 - data_file and server are fixture
 
 from engine.evaluate import ControllerSpec, evaluate
 from engine.formats.autotts import load_autotts_file
+from engine.lab import TEMPLATE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]  # one server, one worker
 
@@ -127,6 +128,9 @@ def test_a_controller_typed_into_the_editor_runs_sandboxed(browser, lab, data_fi
     from playwright.sync_api import expect
 
     with session(browser, f"{lab}?controller=new&shuffles={SHUFFLES}") as tab:
+        # The template runs first; type once its figures are drawn (on a loaded machine a Run pressed while
+        # the template's sandboxed run is starting was once not seen within two minutes).
+        expect(metric(tab, "accuracy")).to_have_text(expected(ControllerSpec.from_source(TEMPLATE), data_file))
         run_in_editor(tab, TYPED)
         want = expected(ControllerSpec.from_source(TYPED), data_file)
         expect(metric(tab, "accuracy")).to_have_text(want)
