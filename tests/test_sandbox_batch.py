@@ -22,6 +22,7 @@ from engine.replay import Episode, replay_questions, shuffled_order
 from engine.sandbox import Limits, SandboxError, preloads, run_sandboxed_batch
 from engine.sandbox_episodes import pack_requests, serve, unpack_requests
 from engine.store import Store
+from tests.test_judge import MEMORISER
 
 pytestmark = [pytest.mark.xdist_group("sandbox"), pytest.mark.timeout(300)]
 
@@ -81,20 +82,9 @@ def test_evaluate_pairs_caches_what_evaluate_would(tmp_path) -> None:
     assert all(r.cached for r in again) and [r.accuracy for r in again] == [r.accuracy for r in results]
 
 
-MEMORISER = '''
-from collections import Counter
+# The memoriser of tests/test_judge.py: reads every branch the first time it sees a question, then answers
+# from memory; in a batch its memory spans every pair's episodes in a worker.
 
-MEMORY = {}  # question text -> answer: shared by every pair's episodes in a worker
-
-
-class Memoriser(LLMDesignedMethod):
-    def solve(self, question):
-        if question.question in MEMORY:
-            return MEMORY[question.question]
-        finals = [question.get_new_branch_final_answer() for _ in range(question.n_branches)]
-        MEMORY[question.question] = answer = Counter(finals).most_common(1)[0][0]
-        return answer
-'''
 
 
 def test_memory_across_the_pairs_of_a_batch_is_refused(tmp_path) -> None:
