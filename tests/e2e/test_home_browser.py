@@ -135,12 +135,17 @@ def page(server: str):
         yield tab
 
 
+def fresh(page):
+    """The elements drawn by the current run: during a rerun Streamlit keeps the previous run's elements on
+    screen, greyed out (``data-stale="true"``) until the run ends, so a page whose layout moved shows two of
+    a kind (two "accuracy" metrics, two chart titles) for a while."""
+    return page.locator('[data-testid="stElementContainer"][data-stale="false"]')
+
+
 def metric(page, label: str):
-    """The value of the metric labelled ``label`` as drawn by the current run: during a rerun Streamlit keeps
-    the previous run's elements on screen, greyed out (``data-stale="true"``) until the run ends, so a page
-    whose layout moved shows two such metrics for a while."""
-    fresh = page.locator('[data-testid="stElementContainer"][data-stale="false"]')
-    return fresh.filter(has=page.get_by_test_id("stMetric").filter(has_text=label)).get_by_test_id("stMetricValue")
+    """The value of the metric labelled ``label`` as drawn by the current run."""
+    return fresh(page).filter(has=page.get_by_test_id("stMetric").filter(has_text=label)).get_by_test_id(
+        "stMetricValue")
 
 
 def choose(page, label: str, option: str) -> None:

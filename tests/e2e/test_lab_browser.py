@@ -21,6 +21,7 @@ from test_home_browser import (  # noqa: F401 - data_file and server are fixture
     SCREENSHOTS,
     chromium,
     data_file,
+    fresh,
     metric,
     server,
 )
@@ -134,7 +135,7 @@ def test_a_controller_typed_into_the_editor_runs_sandboxed(browser, lab, data_fi
         run_in_editor(tab, TYPED)
         want = expected(ControllerSpec.from_source(TYPED), data_file)
         expect(metric(tab, "accuracy")).to_have_text(want)
-        expect(tab.get_by_text("your code against the baselines")).to_be_visible()
+        expect(fresh(tab).get_by_text("your code against the baselines")).to_be_visible()
         shot(tab, "lab_typed_controller")
 
 
