@@ -117,9 +117,9 @@ class _Runner:
         self.elapsed0, self.t0 = session.elapsed_seconds, time.monotonic()
         self._spans: dict[str, objective.Span] | None = None  # the curve score's budget ranges, on first use
         if self.cfg.offline:
-            curve = self.cfg.objective == objective.CURVE  # one score; members drawn as rising curves
+            # the curve objective: one score, members drawn as rising curves
             self.offline: OfflineProposer | None = OfflineProposer(self.cfg.seed, ["maximize"], family.curve_ranges()) \
-                if curve else OfflineProposer(self.cfg.seed)
+                if self.curve else OfflineProposer(self.cfg.seed)
             self.llm: LLMProposer | None = None
         else:
             self.offline = None
@@ -228,8 +228,13 @@ class _Runner:
             return
         self._record(rnd, chosen, parent=seen[0] if seen else None, seen=seen, start=start)
 
+    @property
+    def curve(self) -> bool:
+        """Whether the session ranks candidates by their whole beta curve (``objective.CURVE``)."""
+        return self.cfg.objective == objective.CURVE
+
     def _task(self) -> str | None:
-        return CURVE_TASK if self.cfg.objective == objective.CURVE else None
+        return CURVE_TASK if self.curve else None
 
     def _critique(self, rnd: int, entries: list[Entry], chosen: Candidate) -> Candidate:
         attempt = self.cfg.retries + 1
@@ -291,7 +296,7 @@ class _Runner:
             for e in evals:
                 if (e.round, e.attempt) == (r.round, r.attempt):
                     curve.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
-            score = r.score if self.cfg.objective == objective.CURVE else None
+            score = r.score if self.curve else None
             entries.append(Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace,
                                  score))
         return entries
@@ -315,8 +320,7 @@ class _Runner:
         """Every evaluated family member with its search figures (held-out never enters): its curve score,
         or (accuracy, tokens) for the point objectives, the sampler's objectives."""
         cands = {(c.round, c.attempt): c for c in sessions.list_candidates(self.store, self.name)}
-        curve = self.cfg.objective == objective.CURVE
-        return [(cands[(r.round, r.attempt)].params, [r.score] if curve else [r.accuracy, r.tokens])
+        return [(cands[(r.round, r.attempt)].params, [r.score] if self.curve else [r.accuracy, r.tokens])
                 for r in records if r.score is not None]
 
     # -- evaluation and the round record ------------------------------------------------------------
@@ -411,7 +415,7 @@ class _Runner:
 
     def _score(self, rnd: int, cand: Candidate, accuracy: float, tokens: float) -> float:
         """The session objective of a candidate from its search figures (never held-out ones)."""
-        if self.cfg.objective != objective.CURVE:
+        if not self.curve:
             return objective.point_score(self.cfg.objective, self.cfg.gamma, accuracy, tokens)
         if self._spans is None:
             self._spans = objective.spans(self.store, self.search, self.cfg.betas, self.cfg.shuffles)
