@@ -37,6 +37,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
     d.add_argument("--seeds", type=_names, help="seed controllers: cmc, saved:<id> (offline: family presets)")
     d.add_argument("--betas", type=_floats, help="comma list of betas (default 0,0.1,...,1)")
     d.add_argument("--shuffles", type=int, default=100)
+    d.add_argument("--screen-shuffles", type=int,
+                   help=f"screen each LLM-written candidate at this many shuffles first; only one within "
+                        f"--screen-margin of the best's screen score gets the full --shuffles evaluation "
+                        f"(default {SessionConfig.screen_shuffles}; 0 = no screening)")
+    d.add_argument("--screen-margin", type=float, help=f"score points below the best's screen score that still "
+                                                       f"promote (default {SessionConfig.screen_margin:g})")
     d.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0],
                    help="curve: the whole beta curve against CMC's budget range (default); accuracy or "
                         "penalised: the sweep's mean point")
@@ -91,7 +97,10 @@ def _config(args: argparse.Namespace) -> SessionConfig:
         raise ConfigError("--search is required with --proposer")
     name = args.session or f"discover-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     extra = {k: v for k, v in (("rounds", args.rounds), ("budget_usd", args.budget_usd),
-                               ("budget_seconds", args.budget_seconds), ("betas", args.betas)) if v is not None}
+                               ("budget_seconds", args.budget_seconds), ("betas", args.betas),
+                               ("screen_margin", args.screen_margin)) if v is not None}
+    if args.screen_shuffles is not None:
+        extra["screen_shuffles"] = args.screen_shuffles or None  # 0: no screening
     seeds = args.seeds if args.seeds is not None else ("cmc",)
     return SessionConfig(
         name=name, proposer=args.proposer, api_base=args.api_base, search=args.search, heldout=args.heldout,

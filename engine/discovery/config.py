@@ -34,6 +34,11 @@ class SessionConfig:
     seeds: tuple[str, ...] = ("cmc",)  # built-in beta controllers or saved:<id>; offline: family presets
     betas: tuple[float, ...] = BETAS
     shuffles: int = 100
+    # multi-fidelity search: an LLM-written candidate is first evaluated at this many shuffles and gets the
+    # full ``shuffles`` evaluation only if its screen score is within ``screen_margin`` of the best's at the
+    # same count (None, or >= shuffles: no screening, as in sessions stored before screening existed)
+    screen_shuffles: int | None = 10
+    screen_margin: float = 1.0  # score points (curve score or point objective) below the best's screen score
     objective: str = CURVE  # the whole beta curve; or a mean point: accuracy, or acc - gamma * ktokens
     gamma: float = 0.01  # accuracy points per 1000 tokens, for "penalised"
     rounds: int = 5
@@ -63,10 +68,18 @@ class SessionConfig:
             raise ConfigError("betas must be a non-empty list of values in [0, 1]")
         if self.rounds < 0 or self.retries < 0 or self.shuffles < 1 or self.top_k < 1:
             raise ConfigError("rounds and retries must be >= 0, shuffles and top_k >= 1")
+        if (self.screen_shuffles is not None and self.screen_shuffles < 1) or self.screen_margin < 0:
+            raise ConfigError("screen shuffles must be >= 1 (or none: no screening) and the screen margin >= 0")
 
     @property
     def offline(self) -> bool:
         return self.proposer == OFFLINE
+
+    @property
+    def screens(self) -> bool:
+        """Whether LLM-written candidates are screened at ``screen_shuffles`` before the full evaluation (the
+        offline proposer's family members are evaluated in seconds and never are: docs/discovery.md)."""
+        return not self.offline and self.screen_shuffles is not None and self.screen_shuffles < self.shuffles
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -76,6 +89,7 @@ class SessionConfig:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
+        data.setdefault("screen_shuffles", None)  # stored before screening existed: evaluate as it did then
         for key in ("search", "heldout", "seeds", "betas"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)

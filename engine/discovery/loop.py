@@ -26,7 +26,17 @@ from engine.discovery import family, objective, sessions
 from engine.discovery.config import ConfigError, SessionConfig
 from engine.discovery.prompts import CURVE_TASK, Entry, Prompt, build_prompt, extract_code, summary
 from engine.discovery.proposers import LLMProposer, OfflineProposer, ProposerError
-from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, Candidate, Evaluation, RoundRecord, Session
+from engine.discovery.sessions import (
+    HELDOUT,
+    NO_CANDIDATE,
+    SCREEN,
+    SCREENED_OUT,
+    SEARCH,
+    Candidate,
+    Evaluation,
+    RoundRecord,
+    Session,
+)
 from engine.discovery.validate import smoke_dataset, validate
 from engine.evaluate import ControllerSpec, SandboxOptions, evaluate_pairs, run_episodes, sweep
 from engine.sandbox import SandboxError
@@ -115,7 +125,7 @@ class _Runner:
         self.smoke_limits = Limits(**SMOKE_LIMITS)
         self.hide = (store.path,)
         self.elapsed0, self.t0 = session.elapsed_seconds, time.monotonic()
-        self._spans: dict[str, objective.Span] | None = None  # the curve score's budget ranges, on first use
+        self._spans: dict[int, dict[str, objective.Span]] = {}  # the curve score's ranges per shuffle count
         if self.cfg.offline:
             # the curve objective: one score, members drawn as rising curves
             self.offline: OfflineProposer | None = OfflineProposer(self.cfg.seed, ["maximize"], family.curve_ranges()) \
@@ -285,21 +295,26 @@ class _Runner:
         return cand
 
     def _history(self) -> list[Entry]:
-        """The best ``top_k`` candidates as prompt entries: search figures only."""
-        best = ranked(sessions.list_rounds(self.store, self.name))[: self.cfg.top_k]
+        """The best ``top_k`` candidates as prompt entries (search figures only), then the latest ``top_k``
+        screened-out ones with their screen figures, labelled with their shuffle count."""
+        records = sessions.list_rounds(self.store, self.name)
+        best = ranked(records)[: self.cfg.top_k]
         cands = {(c.round, c.attempt): c for c in sessions.list_candidates(self.store, self.name)}
-        evals = sessions.list_evaluations(self.store, self.name, SEARCH)
-        entries = []
-        for r in best:
-            cand = cands.get((r.round, r.attempt))
-            curve: dict[float, dict[str, tuple[float, float]]] = {}
-            for e in evals:
-                if (e.round, e.attempt) == (r.round, r.attempt):
-                    curve.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
-            score = r.score if self.curve else None
-            entries.append(Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace,
-                                 score))
-        return entries
+        entries = [self._entry(r, cands.get((r.round, r.attempt)), SEARCH) for r in best]
+        screened = [r for r in records if sessions.round_status(r) == SCREENED_OUT][-self.cfg.top_k:]
+        return entries + [self._entry(r, cands.get((r.round, r.attempt)), SCREEN) for r in reversed(screened)]
+
+    def _entry(self, r: RoundRecord, cand: Candidate | None, split: str) -> Entry:
+        curve: dict[float, dict[str, tuple[float, float]]] = {}
+        for e in sessions.list_evaluations(self.store, self.name, split, r.round, r.attempt):
+            curve.setdefault(e.beta, {})[e.dataset] = (e.accuracy, e.tokens)
+        if split == SCREEN:
+            idea = summary(cand.code) if cand else ""
+            note = (f"{r.summary}; figures below at {self.cfg.screen_shuffles} shuffles, not comparable with the "
+                    f"{self.cfg.shuffles}-shuffle tables above")
+            return Entry(r.round, idea, None, sorted(curve.items()), "", None, note)
+        score = r.score if self.curve else None
+        return Entry(r.round, r.summary, cand.code if cand else None, sorted(curve.items()), r.trace, score)
 
     # -- an offline round ---------------------------------------------------------------------------------
     def _offline_round(self, rnd: int, records: list[RoundRecord]) -> None:
@@ -331,8 +346,8 @@ class _Runner:
             return ControllerSpec.builtin(cand.class_name, {"beta": beta})
         return ControllerSpec.from_source(cand.code, cand.class_name, {"beta": beta}, filename="candidate.py")
 
-    def _evaluate(self, rnd: int, cand: Candidate, split: str, datasets: list) -> tuple[float, float]:
-        """Mean accuracy and tokens of the candidate's beta sweep on ``datasets``.
+    def _evaluate(self, rnd: int, cand: Candidate, split: str, datasets: list, shuffles: int) -> list[Evaluation]:
+        """The candidate's beta sweep on ``datasets`` at ``shuffles``: its rows of ``split``, stored ones reused.
 
         User code runs as one sandbox batch (one pool loads it once, one audit covers every pair) and is
         recorded pair by pair as results reach the cache, so a resumed round redoes only missing pairs;
@@ -341,12 +356,12 @@ class _Runner:
         have = {(e.dataset, e.beta): e for e in sessions.list_evaluations(self.store, self.name, split, rnd,
                                                                             cand.attempt)}
         pending = [(ds, beta) for ds in datasets for beta in self.cfg.betas if (ds.name, beta) not in have]
-        if cand.kind == "source":
+        if cand.kind == "source" and pending:
             self._check_stop()
             with self._watching_stop() as cancel:
                 try:
                     evaluate_pairs([(ds, self._spec(cand, beta)) for ds, beta in pending],
-                                   shuffles=self.cfg.shuffles, store=self.store, limits=self.limits, cancel=cancel,
+                                   shuffles=shuffles, store=self.store, limits=self.limits, cancel=cancel,
                                    on_result=lambda i, res: self._put_evaluations(rnd, cand, split,
                                                                                   [(*pending[i], res)], have))
                 except SandboxError as exc:
@@ -356,12 +371,11 @@ class _Runner:
         else:
             for ds in datasets:
                 betas = [b for d, b in pending if d is ds]
-                results = sweep([ds], [self._spec(cand, b) for b in betas], shuffles=self.cfg.shuffles,
+                results = sweep([ds], [self._spec(cand, b) for b in betas], shuffles=shuffles,
                                 store=self.store) if betas else []
                 self._put_evaluations(rnd, cand, split, [(ds, b, r) for b, r in zip(betas, results, strict=True)],
                                       have)
-        values = list(have.values())
-        return (sum(e.accuracy for e in values) / len(values), sum(e.tokens for e in values) / len(values))
+        return [have[k] for k in sorted(have)]
 
     @contextmanager
     def _watching_stop(self, every: float = 0.5) -> Iterator[threading.Event]:
@@ -393,36 +407,70 @@ class _Runner:
         have.update({(e.dataset, e.beta): e for e in evals})
 
     def _record(self, rnd: int, cand: Candidate, *, parent: int | None, seen: list[int], start: float) -> None:
-        self._step(rnd, "evaluate")
+        screened = self._screens(rnd, cand)
         try:
-            accuracy, tokens = self._evaluate(rnd, cand, SEARCH, self.search)
+            if screened:
+                self._step(rnd, "screen")
+                reason = self._screen(rnd, cand)
+                if reason is not None:
+                    self._put_round(RoundRecord(rnd, cand.attempt, parent, seen, reason, None, None, None, None, None,
+                                                "", *self._round_costs(rnd), time.monotonic() - start, _now()))
+                    return
+            self._step(rnd, "evaluate")
+            evals = self._evaluate(rnd, cand, SEARCH, self.search, self.cfg.shuffles)
         except ControllerError as exc:
             cand = replace(cand, valid=False, error=f"evaluation failed: {exc}")
             sessions.put_candidate(self.store, self.name, cand)
             self._record_failure(rnd, cand, seen, start)
             return
+        accuracy, tokens = _means(evals)
         trace = "" if self.cfg.offline else self._trace(cand)
         heldout = (None, None)
         if self.heldout:
             self._step(rnd, "heldout")
             try:
-                heldout = self._evaluate(rnd, cand, HELDOUT, self.heldout)
+                heldout = _means(self._evaluate(rnd, cand, HELDOUT, self.heldout, self.cfg.shuffles))
             except ControllerError:
                 pass  # display only: a held-out failure changes nothing in the search
         self._put_round(RoundRecord(
-            rnd, cand.attempt, parent, seen, self._summary(cand), self._score(rnd, cand, accuracy, tokens), accuracy,
+            rnd, cand.attempt, parent, seen, self._summary(cand), self._score(evals, self.cfg.shuffles), accuracy,
             tokens, heldout[0], heldout[1], trace, *self._round_costs(rnd), time.monotonic() - start, _now()))
 
-    def _score(self, rnd: int, cand: Candidate, accuracy: float, tokens: float) -> float:
-        """The session objective of a candidate from its search figures (never held-out ones)."""
+    def _screens(self, rnd: int, cand: Candidate) -> bool:
+        """Whether this candidate is screened first: LLM-written code after the seeds, in a screening session."""
+        return self.cfg.screens and rnd > 0 and cand.kind == "source"
+
+    def _screen(self, rnd: int, cand: Candidate) -> str | None:
+        """Evaluate the candidate at ``screen_shuffles`` and compare it with the best candidate's figures at the
+        same count (evaluated now if missing, then stored and cached). None: promote it to the full evaluation;
+        else why it was screened out (the round's summary)."""
+        n, margin = self.cfg.screen_shuffles, self.cfg.screen_margin
+        score = self._score(self._evaluate(rnd, cand, SCREEN, self.search, n), n)
+        best = ranked(sessions.list_rounds(self.store, self.name))
+        if not best:
+            return None
+        top = best[0]
+        champion = sessions.get_candidate(self.store, self.name, top.round, top.attempt)
+        try:
+            bar = self._score(self._evaluate(top.round, champion, SCREEN, self.search, n), n)
+        except ControllerError:
+            return None  # the best cannot be screened (e.g. a limit under load): no bar, so evaluate in full
+        if score >= bar - margin:
+            return None
+        return (f"{SCREENED_OUT} at {n} shuffles: score {score:.2f} < {bar:.2f} (best, round {top.round}, "
+                f"same shuffles) - {margin:g}")
+
+    def _score(self, evals: list[Evaluation], shuffles: int) -> float:
+        """The session objective of a candidate from its search (or screen) rows at ``shuffles``, never held-out
+        ones; scores at different shuffle counts are never compared (the curve's ranges depend on the count)."""
         if not self.curve:
-            return objective.point_score(self.cfg.objective, self.cfg.gamma, accuracy, tokens)
-        if self._spans is None:
-            self._spans = objective.spans(self.store, self.search, self.cfg.betas, self.cfg.shuffles)
+            return objective.point_score(self.cfg.objective, self.cfg.gamma, *_means(evals))
+        if shuffles not in self._spans:
+            self._spans[shuffles] = objective.spans(self.store, self.search, self.cfg.betas, shuffles)
         sweeps: dict[str, list[tuple[float, float, float]]] = {}
-        for e in sessions.list_evaluations(self.store, self.name, SEARCH, rnd, cand.attempt):
+        for e in evals:
             sweeps.setdefault(e.dataset, []).append((e.beta, e.accuracy, e.tokens))
-        return objective.curve_score(sweeps, self._spans)
+        return objective.curve_score(sweeps, self._spans[shuffles])
 
     def _record_failure(self, rnd: int, last: Candidate | None, seen: list[int], start: float) -> None:
         error = (last.error or "").strip().splitlines()[0] if last is not None and last.error else "no candidate"
@@ -463,6 +511,11 @@ class _Runner:
         except ControllerError:
             return ""
         return format_trace(out.traces.get((0, 0), []), out.answers[0][0], ds.questions[q].gold, q, beta)
+
+
+def _means(evals: list[Evaluation]) -> tuple[float, float]:
+    """Mean accuracy and tokens over a sweep's rows."""
+    return sum(e.accuracy for e in evals) / len(evals), sum(e.tokens for e in evals) / len(evals)
 
 
 def format_trace(events: list[dict[str, Any]], answer: str | None, gold: str, q: int, beta: float) -> str:

@@ -71,6 +71,7 @@ class Entry:
     curve: list[tuple[float, dict[str, tuple[float, float]]]]
     trace: str
     score: float | None = None  # its curve score, shown when the session ranks by the curve
+    screened: str = ""  # a screened-out candidate: why, and the shuffle count of its (screen) figures
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,11 @@ def _tail(retry: tuple[str, str] | None, critic_code: str | None, task: str) -> 
 
 def _entry_text(e: Entry, *, with_code: bool, with_trace: bool) -> str:
     score = "" if e.score is None else f" (curve score {e.score:.2f})"
-    lines = [f"### Round {e.round}{score}: {e.summary or '(no summary)'}", curve_table(e.curve)]
+    status = " (screened out)" if e.screened else ""
+    lines = [f"### Round {e.round}{status}{score}: {e.summary or '(no summary)'}"]
+    if e.screened:
+        lines.append(f"Not evaluated in full: {e.screened}")
+    lines.append(curve_table(e.curve))
     if with_trace and e.trace:
         lines.append(f"Execution trace where it failed:\n{e.trace}")
     if with_code and e.code:

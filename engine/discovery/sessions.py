@@ -15,7 +15,9 @@ from engine.discovery.config import ConfigError, SessionConfig
 from engine.store import Store, StoreError
 
 SEARCH, HELDOUT = "search", "heldout"
+SCREEN = "screen"  # search datasets at the session's screen_shuffles: compared only with other screen figures
 NO_CANDIDATE = -1  # discovery_rounds.attempt of a round whose candidates were all invalid
+SCREENED_OUT = "screened out"  # the summary prefix of a round whose candidate the screen did not promote
 
 
 class UnknownSession(StoreError, LookupError):
@@ -91,6 +93,13 @@ class RoundRecord:
     usd: float
     seconds: float
     completed_at: datetime
+
+
+def round_status(r: RoundRecord) -> str:
+    """``invalid`` (no valid candidate), ``screened out`` (screen figures only, no search score) or ``evaluated``."""
+    if r.attempt == NO_CANDIDATE:
+        return "invalid"
+    return SCREENED_OUT if r.score is None else "evaluated"
 
 
 @dataclass(frozen=True)
