@@ -9,12 +9,14 @@ from tests.discovery.conftest import SEARCH
 
 
 def test_bad_discover_input_is_one_line_and_stores_nothing(store: Store) -> None:
-    """Unknown dataset, missing --search, a dataset both search and held-out, an unknown session to resume:
+    """Unknown dataset, missing --search, a dataset both search and held-out, a negative screen count, an
+    unknown session to resume:
     each is one `error:` line, exit 2, and no session row."""
     cases = [
         (["--proposer", "offline", "--search", "No/such", "--session", "a"], "no/such"),
         (["--proposer", "offline", "--session", "b"], "--search"),
         (["--proposer", "offline", "--search", SEARCH, "--heldout", SEARCH, "--session", "c"], "both"),
+        (["--proposer", "offline", "--search", SEARCH, "--screen-shuffles", "-1", "--session", "d"], "screen"),
         (["--resume", "nothing"], "no discovery session"),
     ]
     for args, needle in cases:

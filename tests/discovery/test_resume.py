@@ -13,15 +13,18 @@ from pathlib import Path
 
 from engine.discovery import SessionConfig, sessions, start_session
 from engine.discovery.sessions import HELDOUT as HELDOUT_SPLIT
+from engine.discovery.sessions import SCREEN
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.paths import PROJECT_ROOT
 from engine.store import Store
 from tests.discovery import scripted
 from tests.discovery.conftest import HELDOUT, SEARCH
+from tests.discovery.test_screening import SCREEN_SHUFFLES, SHUFFLES, screening_config, screening_reply
 from tests.servers import scripted_server
 
 LLM_KILLS = ["round 0: evaluate", "round 1: prompt", "round 1: ask", "round 1: validate", "round 1: critic",
              "round 1: critic: ask", "round 1: evaluate", "round 1: heldout", "round 1: record"]
+SCREEN_KILLS = ["round 1: screen", "round 1: evaluate", "round 1: record", "round 2: screen", "round 2: record"]
 OFFLINE_KILLS = ["round 1: ask", "round 2: evaluate", "round 3: record"]
 STEP_TIMEOUT = 180
 
@@ -75,7 +78,7 @@ def snapshot(store: Store, name: str) -> dict:
                        for c in sessions.list_candidates(store, name)],
         "calls": [(c.round, c.purpose, c.attempt, c.prompt, c.response) for c in sessions.list_calls(store, name)],
         "evaluations": [(e.round, e.attempt, e.split, e.dataset, e.beta, e.result_key, e.accuracy, e.tokens)
-                        for split in (SEARCH_SPLIT, HELDOUT_SPLIT)
+                        for split in (SEARCH_SPLIT, SCREEN, HELDOUT_SPLIT)
                         for e in sessions.list_evaluations(store, name, split)],
     }
 
@@ -118,3 +121,27 @@ def test_offline_session_killed_mid_round_resumes_with_the_same_trials(store_pat
     assert start_session(store, reference).status == "done"
     killed, ref = snapshot(store, "offline-killed"), snapshot(store, "offline-reference")
     assert killed == ref and len(killed["rounds"]) == 5
+
+
+def test_screening_session_killed_across_the_screen_and_full_boundary_resumes_to_the_same_result(
+        store_path: Path) -> None:
+    """Killed as the screen starts, between the screen and the full evaluation, before a promoted and before
+    a screened-out round is recorded, a screening session resumes to exactly the uninterrupted one: same
+    screen, search and held-out rows (nothing evaluated twice: one row per candidate, split, dataset and
+    beta, equal to the reference's), same decisions, and every prompt sent once."""
+    with scripted_server(screening_reply) as server:
+        args = ["--proposer", "openai/scripted", "--api-base", server.base_url, "--search", SEARCH,
+                "--heldout", HELDOUT, "--betas", "0,1", "--shuffles", str(SHUFFLES), "--screen-shuffles",
+                str(SCREEN_SHUFFLES), "--rounds", "2", "--retries", "0", "--no-critic", "--session", "killed"]
+        run_with_kills(store_path, args, "killed", SCREEN_KILLS)
+        killed_requests = list(server.requests)
+        store = Store(store_path)
+        assert start_session(store, screening_config("reference", server.base_url, rounds=2)).status == "done"
+    killed, ref = snapshot(store, "killed"), snapshot(store, "reference")
+    assert killed == ref
+    assert sessions.get_session(store, "killed").config.screen_shuffles == SCREEN_SHUFFLES
+    assert [r[4].startswith("screened out") for r in killed["rounds"]] == [False, False, True]
+    # seed and round 1: screen, search and held-out rows at 2 betas; round 2 (screened out): screen rows only
+    assert len(killed["evaluations"]) == len(set(e[:5] for e in killed["evaluations"])) == 2 * 3 * 2 + 2
+    sent = Counter(body["messages"][0]["content"] for _, body in killed_requests)
+    assert sorted(sent.values()) == [1, 1] and set(sent) == {c[3] for c in killed["calls"]}

@@ -33,9 +33,9 @@ def screening_reply(endpoint: str, body: dict) -> str:
 
 
 def screening_config(name: str, base_url: str, **changes: object) -> SessionConfig:
-    return SessionConfig(name=name, proposer="openai/scripted", api_base=base_url, search=(SEARCH,),
-                         heldout=(HELDOUT,), betas=(0.0, 1.0), shuffles=SHUFFLES, screen_shuffles=SCREEN_SHUFFLES,
-                         rounds=3, retries=0, critic=False, prompt_budget=6000, **changes)
+    settings = {"search": (SEARCH,), "heldout": (HELDOUT,), "betas": (0.0, 1.0), "shuffles": SHUFFLES,
+                "screen_shuffles": SCREEN_SHUFFLES, "rounds": 3, "retries": 0, "critic": False, **changes}
+    return SessionConfig(name=name, proposer="openai/scripted", api_base=base_url, **settings)
 
 
 @pytest.fixture(scope="module")
