@@ -55,6 +55,11 @@ def new_session_form(store: Store) -> None:
         heldout = st.multiselect("Held-out datasets (display only)", [d for d in datasets if d not in search],
                                  key="new_heldout")
         c1, c2, c3, c4 = st.columns(4)
+        screen = c1.number_input("Screen shuffles (0 = no screening)", 0, 1000, SessionConfig.screen_shuffles,
+                                 key="new_screen", help="LLM candidates are first evaluated at this many shuffles; "
+                                 "only those within the margin of the best's screen score get the full evaluation")
+        margin = c2.number_input("Screen margin (score points)", 0.0, 100.0, SessionConfig.screen_margin,
+                                 key="new_margin")
         rounds = c1.number_input("Rounds", 1, 1000, 5, key="new_rounds")
         budget_usd = c2.number_input("Budget $ (0 = none)", 0.0, 10_000.0, 0.0)
         budget_minutes = c3.number_input("Wall clock, minutes (0 = none)", 0.0, 10_000.0, 0.0)
@@ -68,7 +73,8 @@ def new_session_form(store: Store) -> None:
                 name=name.strip(), proposer=proposer.strip(), api_base=api_base.strip() or None, search=tuple(search),
                 heldout=tuple(heldout), seeds=("cmc",), betas=BETAS, shuffles=int(shuffles), objective=objective,
                 gamma=float(gamma), rounds=int(rounds), budget_usd=budget_usd or None,
-                budget_seconds=budget_minutes * 60 or None, retries=int(retries), critic=critic)
+                budget_seconds=budget_minutes * 60 or None, retries=int(retries), critic=critic,
+                screen_shuffles=int(screen) or None, screen_margin=float(margin))
             sessions.create_session(store, config)
             worker.spawn(store, config.name, api_key or None)
             st.query_params["session"] = config.name
@@ -113,7 +119,12 @@ def show_session(store: Store, name: str, names: list[str]) -> None:
         ["Progress", "Curves (search)", "Held-out (display only)", "Lineage", "Compare sessions"])
     with progress:
         st.plotly_chart(figures.progress(records, session.config.objective), width="stretch")
-        st.dataframe(rounds_table(records), hide_index=True, width="stretch")
+        st.dataframe(rounds_table(records, lineage.statuses(store, name)), hide_index=True, width="stretch")
+        if session.config.screens:
+            st.caption(f"Screening: each proposed candidate is first evaluated at {session.config.screen_shuffles} "
+                       f"shuffles and gets the full {session.config.shuffles}-shuffle evaluation only if its score "
+                       f"is within {session.config.screen_margin:g} of the best's at the same count; screened-out "
+                       "rounds have no score (their screen figures are in the lineage).")
     labels = [f"r{r.round}" if r.round else f"seed {session.config.seeds[r.attempt]}" for r in ranked(records)]
     with search:
         chosen = st.multiselect("Candidates", labels, default=labels[:3], key=f"cands_{name}")
@@ -143,7 +154,7 @@ def show_session(store: Store, name: str, names: list[str]) -> None:
 def stats_table(rows: list[lineage.Stats]) -> pd.DataFrame:
     return pd.DataFrame([{
         "session": s.name, "proposer": s.proposer, "critic": CRITIC_LABELS[s.critic], "objective": s.objective,
-        "rounds": s.rounds, "valid rounds": s.valid_rounds,
+        "rounds": s.rounds, "valid rounds": s.valid_rounds, "screened out": s.screened_out,
         "valid answers %": None if s.valid_rate is None else round(100 * s.valid_rate, 1), "retries": s.retries,
         "critic revisions": s.critic_revisions, "best score": s.best_score, "best new score": s.best_new_score,
         "best acc %": s.best_accuracy,
@@ -151,9 +162,10 @@ def stats_table(rows: list[lineage.Stats]) -> pd.DataFrame:
         "seconds": round(s.seconds, 1)} for s in rows])
 
 
-def rounds_table(records: list) -> pd.DataFrame:
-    return pd.DataFrame([{"round": r.round, "candidate": r.attempt, "parent": r.parent, "saw": r.seen,
-                          "idea": r.summary, "score": r.score, "accuracy %": r.accuracy,
+def rounds_table(records: list, statuses: dict[tuple[int, int], str]) -> pd.DataFrame:
+    return pd.DataFrame([{"round": r.round, "candidate": r.attempt, "status": statuses.get((r.round, r.attempt)),
+                          "parent": r.parent, "saw": r.seen, "idea": r.summary, "score": r.score,
+                          "accuracy %": r.accuracy,
                           "ktokens": None if r.tokens is None else r.tokens / 1000, "prompt tokens": r.prompt_tokens,
                           "$": r.usd, "seconds": round(r.seconds, 1)} for r in records])
 
@@ -170,6 +182,14 @@ def show_lineage(store: Store, name: str, records: list) -> None:
     if node.parent is not None and node.code:
         st.code(lineage.diff(lineage.code_of(store, name, node.parent), node.code, f"round {node.parent}",
                              f"round {rnd}") or "(no change)", language="diff")
+    status = lineage.statuses(store, name).get((node.round, node.attempt))
+    screen = lineage.screen_points(store, name, rnd, node.attempt)
+    if screen:
+        config = sessions.get_session(store, name).config
+        st.caption(f"{status}: screen figures at {config.screen_shuffles} shuffles (compared only with the best's "
+                   f"at the same count, never with the {config.shuffles}-shuffle figures)")
+        st.dataframe(pd.DataFrame([{"dataset": p.dataset, "beta": p.beta, "accuracy %": p.accuracy,
+                                    "ktokens": p.tokens / 1000} for p in screen]), hide_index=True)
     with st.expander("Code"):
         st.code(node.code or "(no valid candidate)", language="python")
     for cand in (c for c in sessions.list_candidates(store, name) if c.round == rnd):

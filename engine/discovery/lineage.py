@@ -12,7 +12,7 @@ from engine import saved
 from engine.codediff import code_diff
 from engine.discovery import family, objective, sessions
 from engine.discovery.loop import ranked
-from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SEARCH, RoundRecord
+from engine.discovery.sessions import HELDOUT, NO_CANDIDATE, SCREEN, SCREENED_OUT, SEARCH, RoundRecord, round_status
 from engine.store import Store
 
 
@@ -91,7 +91,7 @@ class Stats:
     critic: bool | None  # None: an offline session (no model, nothing to review)
     objective: str
     rounds: int  # finished rounds after the seeds
-    valid_rounds: int  # rounds with an evaluated candidate
+    valid_rounds: int  # rounds with a valid candidate (evaluated in full or screened out)
     proposals: int  # proposer answers (first tries and retries)
     valid_proposals: int
     retries: int  # proposer requests after an invalid answer
@@ -103,6 +103,12 @@ class Stats:
     best_new_score: float | None  # the best proposed candidate's (rounds after the seeds)
     spent_usd: float
     seconds: float
+    screened_out: int = 0  # valid rounds whose candidate the screen did not promote to the full evaluation
+
+    @property
+    def promoted_rate(self) -> float | None:
+        """Share of valid rounds evaluated in full (1.0 when the session does not screen)."""
+        return (self.valid_rounds - self.screened_out) / self.valid_rounds if self.valid_rounds else None
 
     @property
     def valid_rate(self) -> float | None:
@@ -128,7 +134,29 @@ def stats(store: Store, name: str) -> Stats:
         sum(c.origin == "critic" and (c.round, c.attempt) in chosen for c in cands),
         top.score if top else None, top.accuracy if top else None, top.tokens if top else None,
         max((r.score for r in records if r.score is not None), default=None),
-        session.spent_usd, session.elapsed_seconds)
+        session.spent_usd, session.elapsed_seconds, sum(round_status(r) == SCREENED_OUT for r in records))
+
+
+def statuses(store: Store, name: str) -> dict[tuple[int, int], str]:
+    """Each finished round's status by (round, attempt): ``seed``, ``promoted`` (screened, then evaluated in
+    full), ``screened out``, ``evaluated`` (no screening: offline, or a session that does not screen), ``invalid``."""
+    screened = {(e.round, e.attempt) for e in sessions.list_evaluations(store, name, SCREEN)}
+    out = {}
+    for r in sessions.list_rounds(store, name):
+        status = round_status(r)
+        if r.round == 0 and status == "evaluated":
+            status = "seed"
+        elif status == "evaluated" and (r.round, r.attempt) in screened:
+            status = "promoted"
+        out[(r.round, r.attempt)] = status
+    return out
+
+
+def screen_points(store: Store, name: str, rnd: int, attempt: int) -> list[Point]:
+    """A candidate's screen figures (search datasets at the session's screen shuffle count, never compared with
+    the full-count figures)."""
+    return [Point(f"r{e.round}", e.dataset, e.beta, e.accuracy, e.tokens)
+            for e in sessions.list_evaluations(store, name, SCREEN, rnd, attempt)]
 
 
 def heldout_curves(store: Store, name: str) -> list[Point]:

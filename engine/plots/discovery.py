@@ -55,10 +55,13 @@ def _series(points: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
 
 
 def progress(rounds: Sequence[Any], objective: str) -> go.Figure:
-    """Each round's search score (invalid rounds as crosses at the axis), the best so far, and cumulative spend."""
+    """Each round's search score (invalid and screened-out rounds as markers at the axis: they have no score
+    at the full shuffle count), the best so far, and cumulative spend (its axis only when something was spent).
+
+    A round is screened out when it has a candidate (``attempt`` >= 0) but no score; its summary says why.
+    """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     valid = [r for r in rounds if r.score is not None]
-    invalid = [r for r in rounds if r.score is None]
     fig.add_trace(go.Scatter(x=[r.round for r in valid], y=[r.score for r in valid], mode="markers",
                              name="candidate score", customdata=[r.summary for r in valid],
                              hovertemplate="round %{x}: %{y:.2f}<br>%{customdata}<extra></extra>"))
@@ -68,22 +71,30 @@ def progress(rounds: Sequence[Any], objective: str) -> go.Figure:
         best.append((r.round, running))
     fig.add_trace(go.Scatter(x=[b[0] for b in best], y=[b[1] for b in best], mode="lines", name="best so far",
                              line={"shape": "hv"}))
-    if invalid:
-        floor = min((r.score for r in valid), default=0.0)
-        fig.add_trace(go.Scatter(x=[r.round for r in invalid], y=[floor] * len(invalid), mode="markers",
-                                 marker={"symbol": "x", "color": "#D62728"}, name="no valid candidate",
-                                 customdata=[r.summary for r in invalid],
-                                 hovertemplate="round %{x}<br>%{customdata}<extra></extra>"))
+    floor = min((r.score for r in valid), default=0.0)
+    for name, marker, members in (
+            ("no valid candidate", {"symbol": "x", "color": "#D62728"},
+             [r for r in rounds if r.score is None and r.attempt < 0]),
+            ("screened out (not evaluated in full)", {"symbol": "triangle-down-open", "color": "#7F7F7F", "size": 9},
+             [r for r in rounds if r.score is None and r.attempt >= 0])):
+        if members:
+            fig.add_trace(go.Scatter(x=[r.round for r in members], y=[floor] * len(members), mode="markers",
+                                     marker=marker, name=name, customdata=[r.summary for r in members],
+                                     hovertemplate="round %{x}<br>%{customdata}<extra></extra>"))
     spend, total = [], 0.0
     for r in sorted(rounds, key=lambda r: (r.round, r.attempt)):
         total += r.usd
         spend.append((r.round, total))
-    fig.add_trace(go.Scatter(x=[s[0] for s in spend], y=[s[1] for s in spend], mode="lines", name="spend ($)",
-                             line={"dash": "dot", "color": "#888"}), secondary_y=True)
     label = SCORE_LABELS.get(objective, "score")
     fig.update_layout(title="Search score per round", xaxis_title="round", height=360)
     fig.update_yaxes(title_text=label, secondary_y=False)
-    fig.update_yaxes(title_text="spend ($)", secondary_y=True, rangemode="tozero")
+    if total > 0:
+        fig.add_trace(go.Scatter(x=[s[0] for s in spend], y=[s[1] for s in spend], mode="lines", name="spend ($)",
+                                 line={"dash": "dot", "color": "#888"}), secondary_y=True)
+        fig.update_yaxes(title_text="spend ($)", secondary_y=True, rangemode="tozero")
+    else:  # a local model or the offline proposer: no spend axis with meaningless ticks
+        fig.update_yaxes(visible=False, secondary_y=True)
+        fig.update_layout(title="Search score per round (no LLM spend)")
     return fig
 
 

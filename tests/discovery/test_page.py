@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,6 +16,8 @@ from engine.plots.discovery import HELDOUT_BANNER
 from engine.saved import list_controllers
 from engine.store import Store
 from tests.discovery.conftest import HELDOUT, SEARCH
+from tests.discovery.test_screening import SCREEN_SHUFFLES, screening_config, screening_reply
+from tests.servers import scripted_server
 
 PAGE = str(PROJECT_ROOT / "views" / "discovery.py")
 
@@ -58,6 +61,7 @@ def test_finished_session_shows_curves_heldout_apart_lineage_and_promotes(page_s
 def test_form_starts_a_background_session(page_store: Store) -> None:
     """Submitting the form creates the session and starts its own process, which runs it to the end."""
     at = run(AppTest.from_file(PAGE, default_timeout=120))
+    assert at.number_input(key="new_screen").value == SessionConfig.screen_shuffles
     at.text_input(key="new_name").input("from-ui")
     at.multiselect(key="new_search").set_value([SEARCH])
     at.number_input(key="new_rounds").set_value(1)
@@ -70,3 +74,24 @@ def test_form_starts_a_background_session(page_store: Store) -> None:
     final = sessions.get_session(page_store, "from-ui")
     assert final.status == "done" and not worker.is_alive(final.pid, "from-ui")
     assert [r.round for r in sessions.list_rounds(page_store, "from-ui")] == [0, 1]
+
+
+def test_screened_out_and_promoted_rounds_are_shown_as_such(page_store: Store) -> None:
+    """A screening session against the scripted server (SCRIPTED CONTENT: round 1 promoted, round 2 screened
+    out): the rounds table labels each round's status, the comparison table counts the screened-out round,
+    and the lineage of the screened-out round shows its screen figures with their shuffle count."""
+    with scripted_server(screening_reply) as server:
+        start_session(page_store, screening_config("scr", server.base_url, rounds=2, heldout=()))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["session"] = "scr"
+    at.query_params["round"] = "2"
+    run(at)
+    table = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert list(table["status"]) == ["seed", "promoted", "screened out"]
+    assert pd.isna(table.iloc[2]["score"]) and not pd.isna(table.iloc[1]["score"])  # no full-count score
+    compared = next(d.value for d in at.dataframe if "critic" in d.value.columns)
+    assert compared.iloc[0]["screened out"] == 1 and compared.iloc[0]["valid rounds"] == 2
+    assert any(f"screened out: screen figures at {SCREEN_SHUFFLES} shuffles" in c.value for c in at.caption)
+    screen = next(d.value for d in at.dataframe if list(d.value.columns) == ["dataset", "beta", "accuracy %",
+                                                                            "ktokens"])
+    assert len(screen) == 2

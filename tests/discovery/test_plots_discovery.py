@@ -34,7 +34,22 @@ def test_progress_marks_invalid_rounds_and_tracks_best_and_spend() -> None:
     assert list(scores.y) == [50.0, 40.0, 60.0]
     assert list(best.x) == [0, 1, 3] and list(best.y) == [50.0, 50.0, 60.0]
     assert list(invalid.x) == [2] and invalid.marker.symbol == "x"
-    assert list(spend.y) == [0.0, 0.5, 0.75, 1.0]
+    assert list(spend.y) == [0.0, 0.5, 0.75, 1.0] and spend.yaxis == "y2"
+    assert fig.layout.yaxis2.title.text == "spend ($)"
+
+
+def test_progress_marks_screened_out_rounds_apart_and_hides_a_zero_spend_axis() -> None:
+    """A screened-out round (a candidate, no full score) gets its own marker, not the invalid cross, and is
+    not in the best-so-far line; with nothing spent there is no spend trace and the spend axis is hidden."""
+    rounds = [P(round=0, attempt=0, score=50.0, summary="seed", usd=0.0),
+              P(round=1, attempt=0, score=None, summary="screened out at 10 shuffles: score 40 < 50", usd=0.0),
+              P(round=2, attempt=-1, score=None, summary="invalid: SyntaxError", usd=0.0)]
+    fig = figures.progress(rounds, "curve")
+    names = [t.name for t in fig.data]
+    assert names == ["candidate score", "best so far", "no valid candidate", "screened out (not evaluated in full)"]
+    assert list(fig.data[3].x) == [1] and list(fig.data[3].customdata) == [rounds[1].summary]
+    assert list(fig.data[1].x) == [0] and fig.layout.yaxis2.visible is False
+    assert "no LLM spend" in fig.layout.title.text
 
 
 def test_compare_sessions_means_over_datasets_per_beta() -> None:
