@@ -9,6 +9,12 @@ Prints:
      then its best candidate against CMC at the same betas on the held-out AIME25 + HMMT25 (100 shuffles),
      both curves' held-out curve scores, and whether the best's curve rises with beta (--objective: curve
      by default; accuracy or penalised for the earlier point objectives).
+  4. (section ``screen``) multi-fidelity search, one session against the local scripted server (SCRIPTED
+     CONTENT: a CMC-like Python file, then the same file with beta squeezed to [0, 0.1]) on 4 search
+     datasets x 11 betas: seconds of the screen evaluation alone (--screen-shuffles, target <= 60 s), of a
+     promoted round's screen + full (--eval-shuffles) evaluation, side by side, as the loop times them;
+  5. (section ``screen``) the fraction of rounds promoted in a short scripted session (``screen_policy``),
+     and the same session without screening, its evaluation time beside.
 Results of part 3 are also written as JSON (--json) for the figures in docs/discovery.md.
 """
 
@@ -20,18 +26,21 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.controllers import BETAS
-from engine.discovery import SessionConfig, family, objective, ranked, run_session, sessions, start_session
+from engine.discovery import SessionConfig, family, lineage, objective, ranked, run_session, sessions, start_session
 from engine.discovery.prompts import Entry, build_prompt
 from engine.discovery.sessions import SEARCH
 from engine.evaluate import ControllerSpec, evaluate
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.store import Store
+from tests.discovery import scripted
+from tests.servers import scripted_server
 
 MODELS = ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")
 SEARCH_SETS = tuple(f"{m}/aime24" for m in MODELS)
@@ -62,6 +71,91 @@ def evaluation_section(store: Store, shuffles: int) -> None:
     print(f"{'Python file (sandboxed, ' + str(os.cpu_count()) + ' cores)':44}{python:9.1f} s   target <= 60 s  "
           f"{'ok' if python <= 60 else 'MISSED'}")
     print(f"{'parameterised family (compiled kernel)':44}{compiled:9.1f} s   {python / compiled:.0f}x faster")
+
+
+SQUEEZE = ('float(self.config.get("beta", 0.5))', '0.1 * float(self.config.get("beta", 0.5))')
+
+
+def cmc_like(variant: int, squeezed: bool = False) -> str:
+    """SCRIPTED CONTENT: the CMC reference file under a new first docstring line (a new source, so nothing is
+    served from the cache), with beta squeezed to [0, 0.1] (a cheap curve that scores lower) if asked."""
+    source = PY_FILE.read_text()
+    if squeezed:
+        source = source.replace(*SQUEEZE)
+    idea = "CMC with beta squeezed to [0, 0.1]" if squeezed else "CMC as the reference file writes it"
+    return f'"""{idea} (variant {variant})."""\n' + source.split('"""', 2)[2]
+
+
+class StepClock:
+    """Seconds between a round's steps, from the loop's own step events (``screen``, ``evaluate``, ...)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[int, str, float]] = []
+
+    def __call__(self, event) -> None:
+        if event.kind in ("step", "round"):
+            self.marks.append((event.round, event.step, time.perf_counter()))
+
+    def span(self, rnd: int, step: str) -> float | None:
+        """Seconds from ``step`` of round ``rnd`` to the next event (None: the step did not run)."""
+        for i, (r, name, t) in enumerate(self.marks[:-1]):
+            if r == rnd and name == step:
+                return self.marks[i + 1][2] - t
+        return None
+
+
+def screen_section(store: Store, screen_shuffles: int, full_shuffles: int) -> None:
+    print(f"\n== Multi-fidelity search: a CMC-like Python file on 4 search datasets x 11 betas, screen "
+          f"{screen_shuffles} shuffles, full {full_shuffles} (load average {os.getloadavg()[0]:.1f}) ==")
+    answers = iter([cmc_like(1), cmc_like(2, squeezed=True)])
+    clock = StepClock()
+    with scripted_server(lambda endpoint, body: scripted.fenced(next(answers))) as server:
+        config = SessionConfig(name=f"bench-screen-{time.time_ns()}", proposer="openai/scripted",
+                               api_base=server.base_url, search=SEARCH_SETS, shuffles=full_shuffles,
+                               screen_shuffles=screen_shuffles, rounds=2, retries=0, critic=False)
+        final = start_session(store, config, on_event=clock)
+    records = {r.round: r for r in sessions.list_rounds(store, config.name)}
+    print(f"session {final.status}; round 1: {records[1].summary[:70]} | round 2: {records[2].summary[:90]}")
+    screen1, full1, screen2 = clock.span(1, "screen"), clock.span(1, "evaluate"), clock.span(2, "screen")
+    print(f"{'round':34}{'screen s':>10}{'full s':>10}{'evaluating s':>14}")
+    print(f"{'1 promoted (screen + full)':34}{screen1:10.1f}{full1:10.1f}{screen1 + full1:14.1f}")
+    print(f"{'2 screened out (screen only)':34}{screen2:10.1f}{'-':>10}{screen2:14.1f}   target <= 60 s  "
+          f"{'ok' if screen2 <= 60 else 'MISSED'}")
+    print(f"{'no screening (full only)':34}{'-':>10}{full1:10.1f}{full1:14.1f}")
+    print("(round 1's screen includes the seed's screen figures, compiled, once; its full span includes the "
+          "one-episode trace for the next prompt)")
+
+
+def screen_policy() -> Callable[[str, dict], str]:
+    """SCRIPTED CONTENT for the promoted fraction: fresh proposals cycle through a CMC-like file, a 6-branch
+    vote, the beta-squeezed CMC file, a 2-branch vote and a broken file; the model ignores the history."""
+    count = [0]
+
+    def reply(endpoint: str, body: dict) -> str:
+        count[0] += 1
+        n = count[0]
+        cycle = [cmc_like(n), scripted.good(6), cmc_like(n, squeezed=True), scripted.good(2), scripted.BROKEN]
+        return scripted.fenced(cycle[(n - 1) % len(cycle)])
+
+    return reply
+
+
+def promoted_section(store: Store, rounds: int, shuffles: int, screen_shuffles: int) -> None:
+    print(f"\n== Promoted fraction: {rounds} scripted rounds (SCRIPTED CONTENT, screen_policy), search "
+          f"{SEARCH_SETS[-1]}, 11 betas, {shuffles} shuffles, screen {screen_shuffles} ==")
+    for screen in (screen_shuffles, None):
+        with scripted_server(screen_policy()) as server:
+            config = SessionConfig(name=f"bench-promoted-{screen}-{time.time_ns()}", proposer="openai/scripted",
+                                   api_base=server.base_url, search=SEARCH_SETS[-1:], shuffles=shuffles,
+                                   screen_shuffles=screen, rounds=rounds, retries=0, critic=False)
+            start_session(store, config)
+        stats = lineage.stats(store, config.name)
+        statuses = [v for (r, _), v in sorted(lineage.statuses(store, config.name).items()) if r > 0]
+        evaluating = sum(r.seconds for r in sessions.list_rounds(store, config.name) if r.round > 0)
+        rate = "-" if stats.promoted_rate is None else f"{100 * stats.promoted_rate:.0f}%"
+        print(f"screening {'off' if screen is None else f'at {screen}'}: promoted {rate} of {stats.valid_rounds} "
+              f"valid rounds ({', '.join(statuses)}); best curve score {stats.best_score:.2f}; rounds took "
+              f"{evaluating:.1f} s in all (validation included)")
 
 
 def prompt_section(store: Store) -> None:
@@ -188,6 +282,9 @@ def main() -> None:
     parser.add_argument("--sections", default="eval,prompt,offline")
     parser.add_argument("--eval-shuffles", type=int, default=FULL_SHUFFLES, help="shuffles in the timing section")
     parser.add_argument("--json", type=Path, help="write the offline session's figures here")
+    parser.add_argument("--screen-shuffles", type=int, default=SessionConfig.screen_shuffles,
+                        help="screen shuffles of the screen section")
+    parser.add_argument("--screen-rounds", type=int, default=10, help="rounds of the promoted-fraction session")
     args = parser.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="ttslab-bench-")) / "bench.duckdb"
     store = Store(db)
@@ -198,6 +295,9 @@ def main() -> None:
         evaluation_section(store, args.eval_shuffles)
     if "prompt" in sections:
         prompt_section(store)
+    if "screen" in sections:
+        screen_section(store, args.screen_shuffles, args.eval_shuffles)
+        promoted_section(store, args.screen_rounds, args.shuffles, max(1, args.shuffles // 4))
     if "offline" in sections:
         name = args.session or f"bench-offline-{args.objective}-{args.shuffles}"
         offline_section(store, name, args.trials, args.shuffles, args.objective, args.gamma, args.json)
