@@ -15,6 +15,10 @@ Prints:
      promoted round's screen + full (--eval-shuffles) evaluation, side by side, as the loop times them;
   5. (section ``screen``) the fraction of rounds promoted in a short scripted session (``screen_policy``),
      and the same session without screening, its evaluation time beside.
+  6. (section ``fidelity``) how far screening at --screen-shuffles agrees with the full count: family members
+     (compiled; random rising members and small perturbations of CMC) scored against CMC at both counts on
+     the 4 search datasets, and for several margins how many would be promoted and how many better-than-CMC
+     members (at the full count) the screen would have rejected.
 Results of part 3 are also written as JSON (--json) for the figures in docs/discovery.md.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -158,6 +163,44 @@ def promoted_section(store: Store, rounds: int, shuffles: int, screen_shuffles: 
               f"{evaluating:.1f} s in all (validation included)")
 
 
+def fidelity_members(count: int, seed: int = 0) -> list[family.Params]:
+    """``count`` random rising family members and ``count`` perturbations of CMC (each end within +-15 %)."""
+    rng, cmc = random.Random(seed), family.preset("cmc")
+    ranges = family.curve_ranges()
+    rising = [{**{k: rng.uniform(*ranges[k]) for k in ranges}, **{f"{k}.p": rng.choice(family.SHAPES)
+                                                                  for k in family.KNOBS}} for _ in range(count)]
+    near = [{k: v * rng.uniform(0.85, 1.15) if not k.endswith(".p") else v for k, v in cmc.items()}
+            for _ in range(count)]
+    return rising + near
+
+
+def fidelity_section(store: Store, screen_shuffles: int, full_shuffles: int, count: int) -> None:
+    print(f"\n== Screen fidelity: {2 * count} family members vs CMC, curve score at {screen_shuffles} and "
+          f"{full_shuffles} shuffles, 4 search datasets x 11 betas ==")
+    datasets = [store.load_dataset(n) for n in SEARCH_SETS]
+
+    def score(params: family.Params, shuffles: int) -> float:
+        spans = objective.spans(store, datasets, BETAS, shuffles)
+        sweeps = {ds.name: [(b, r.accuracy, r.avg_total_tokens) for b in BETAS
+                            for r in [evaluate(ds, family.spec(params, b), shuffles=shuffles, store=store)]]
+                  for ds in datasets}
+        return objective.curve_score(sweeps, spans)
+
+    cmc = family.preset("cmc")
+    bars = {n: score(cmc, n) for n in (screen_shuffles, full_shuffles)}
+    gaps = [(score(m, screen_shuffles) - bars[screen_shuffles], score(m, full_shuffles) - bars[full_shuffles])
+            for m in fidelity_members(count)]
+    error = sorted(abs(a - b) for a, b in gaps)
+    print(f"CMC: {bars[screen_shuffles]:.2f} at {screen_shuffles}, {bars[full_shuffles]:.2f} at {full_shuffles}; "
+          f"|gap at screen - gap at full| median {error[len(error) // 2]:.2f}, max {error[-1]:.2f} points")
+    better = sum(full >= 0 for _, full in gaps)
+    for margin in (0.0, 0.5, 1.0, 2.0):
+        promoted = [(screen, full) for screen, full in gaps if screen >= -margin]
+        missed = sum(full >= 0 and screen < -margin for screen, full in gaps)
+        print(f"margin {margin:3.1f}: promoted {len(promoted):2d}/{len(gaps)}; members at least as good as CMC at "
+              f"{full_shuffles} shuffles: {better}, of them screened out: {missed}")
+
+
 def prompt_section(store: Store) -> None:
     import litellm
 
@@ -285,6 +328,7 @@ def main() -> None:
     parser.add_argument("--screen-shuffles", type=int, default=SessionConfig.screen_shuffles,
                         help="screen shuffles of the screen section")
     parser.add_argument("--screen-rounds", type=int, default=10, help="rounds of the promoted-fraction session")
+    parser.add_argument("--fidelity-members", type=int, default=8, help="members of each kind, fidelity section")
     args = parser.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="ttslab-bench-")) / "bench.duckdb"
     store = Store(db)
@@ -298,6 +342,8 @@ def main() -> None:
     if "screen" in sections:
         screen_section(store, args.screen_shuffles, args.eval_shuffles)
         promoted_section(store, args.screen_rounds, args.shuffles, max(1, args.shuffles // 4))
+    if "fidelity" in sections:
+        fidelity_section(store, args.screen_shuffles, args.eval_shuffles, args.fidelity_members)
     if "offline" in sections:
         name = args.session or f"bench-offline-{args.objective}-{args.shuffles}"
         offline_section(store, name, args.trials, args.shuffles, args.objective, args.gamma, args.json)

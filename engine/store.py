@@ -34,12 +34,13 @@ Tables (one per concept; ``q_idx`` / ``b_idx`` / ``k`` are 0-based positions in 
   valid, error, seconds, created_at)``: each extracted candidate and its validation (``kind`` source,
   family or builtin; ``params`` JSON). ``discovery_evaluations(session, round, attempt, split, dataset,
   beta, result_key, accuracy, tokens, seconds, cached, created_at)``: one row per (dataset, beta)
-  evaluation of a candidate (``split`` search or heldout); ``cached`` marks a result already in ``results``.
+  evaluation of a candidate (``split`` search, screen (search datasets at the session's screen shuffle
+  count) or heldout); ``cached`` marks a result already in ``results``.
   ``discovery_rounds(session, round, attempt, parent, seen, summary, score, accuracy, tokens,
   heldout_accuracy, heldout_tokens, trace, prompt_tokens, usd, seconds, completed_at)``: a finished
   round: its chosen candidate (``attempt`` -1 when none was valid), ``parent`` the round shown as the
   best, ``seen`` (JSON) the rounds the prompt showed, its search figures and, apart, its held-out
-  figures (never read by selection).
+  figures (never read by selection); a screened-out round has a candidate and a NULL score.
 - Generation (migration 4, queries in ``engine.generation.records``):
   ``gen_runs(dataset, status, backend, settings, n_questions, n_branches, generated_tokens,
   generate_seconds, probe_seconds, created_at, updated_at)``: one collection, keyed by the dataset

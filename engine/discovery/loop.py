@@ -1,10 +1,12 @@
-"""The discovery loop: propose, validate (retrying with the error), critique, evaluate, record.
+"""The discovery loop: propose, validate (retrying with the error), critique, screen, evaluate, record.
 
 Every step's outcome is a row of the session's tables before the next step starts, and each
 step first looks for its row: a session killed anywhere (kill -9 included) resumes from the
 last finished step, re-sends no request whose answer was stored and re-runs no evaluation
 already recorded. Held-out datasets are evaluated after selection and written to their own
-rows; nothing that builds a prompt, picks a parent or feeds the sampler reads them.
+rows; nothing that builds a prompt, picks a parent or feeds the sampler reads them. LLM-written
+candidates are screened at fewer shuffles first (multi-fidelity search): screen figures have their
+own split and are compared only with the best candidate's screen figures at the same count.
 """
 
 from __future__ import annotations
@@ -407,9 +409,8 @@ class _Runner:
         have.update({(e.dataset, e.beta): e for e in evals})
 
     def _record(self, rnd: int, cand: Candidate, *, parent: int | None, seen: list[int], start: float) -> None:
-        screened = self._screens(rnd, cand)
         try:
-            if screened:
+            if self._screens(rnd, cand):
                 self._step(rnd, "screen")
                 reason = self._screen(rnd, cand)
                 if reason is not None:
