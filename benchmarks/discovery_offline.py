@@ -13,7 +13,7 @@ Prints:
      CONTENT: a CMC-like Python file, then the same file with beta squeezed to [0, 0.1]) on 4 search
      datasets x 11 betas: seconds of the screen evaluation alone (--screen-shuffles, target <= 60 s), of a
      promoted round's screen + full (--eval-shuffles) evaluation, side by side, as the loop times them;
-  5. (section ``screen``) the fraction of rounds promoted in a short scripted session (``screen_policy``),
+  5. (section ``promoted``) the fraction of rounds promoted in a short scripted session (``screen_policy``),
      and the same session without screening, its evaluation time beside.
   6. (section ``fidelity``) how far screening at --screen-shuffles agrees with the full count: family members
      (compiled; random rising members and small perturbations of CMC) scored against CMC at both counts on
@@ -88,7 +88,7 @@ def cmc_like(variant: int, squeezed: bool = False) -> str:
     if squeezed:
         source = source.replace(*SQUEEZE)
     idea = "CMC with beta squeezed to [0, 0.1]" if squeezed else "CMC as the reference file writes it"
-    return f'"""{idea} (variant {variant})."""\n' + source.split('"""', 2)[2]
+    return f'"""{idea} (variant {variant})."""\n' + source.split('"""', 2)[2].rstrip("\n") + "\n"
 
 
 class StepClock:
@@ -131,16 +131,17 @@ def screen_section(store: Store, screen_shuffles: int, full_shuffles: int) -> No
           "one-episode trace for the next prompt)")
 
 
-def screen_policy() -> Callable[[str, dict], str]:
+def screen_policy(tag: str) -> Callable[[str, dict], str]:
     """SCRIPTED CONTENT for the promoted fraction: fresh proposals cycle through a CMC-like file, a 6-branch
-    vote, the beta-squeezed CMC file, a 2-branch vote and a broken file; the model ignores the history."""
+    vote, the beta-squeezed CMC file, a 2-branch vote and a broken file; the model ignores the history. Each
+    file ends with a comment naming ``tag`` and its number, so no session is served another's cached results."""
     count = [0]
 
     def reply(endpoint: str, body: dict) -> str:
         count[0] += 1
         n = count[0]
         cycle = [cmc_like(n), scripted.good(6), cmc_like(n, squeezed=True), scripted.good(2), scripted.BROKEN]
-        return scripted.fenced(cycle[(n - 1) % len(cycle)])
+        return scripted.fenced(f"{cycle[(n - 1) % len(cycle)]}# {tag}, proposal {n}\n")
 
     return reply
 
@@ -149,7 +150,7 @@ def promoted_section(store: Store, rounds: int, shuffles: int, screen_shuffles: 
     print(f"\n== Promoted fraction: {rounds} scripted rounds (SCRIPTED CONTENT, screen_policy), search "
           f"{SEARCH_SETS[-1]}, 11 betas, {shuffles} shuffles, screen {screen_shuffles} ==")
     for screen in (screen_shuffles, None):
-        with scripted_server(screen_policy()) as server:
+        with scripted_server(screen_policy(f"screen {screen} {time.time_ns()}")) as server:
             config = SessionConfig(name=f"bench-promoted-{screen}-{time.time_ns()}", proposer="openai/scripted",
                                    api_base=server.base_url, search=SEARCH_SETS[-1:], shuffles=shuffles,
                                    screen_shuffles=screen, rounds=rounds, retries=0, critic=False)
@@ -341,6 +342,7 @@ def main() -> None:
         prompt_section(store)
     if "screen" in sections:
         screen_section(store, args.screen_shuffles, args.eval_shuffles)
+    if "promoted" in sections:
         promoted_section(store, args.screen_rounds, args.shuffles, max(1, args.shuffles // 4))
     if "fidelity" in sections:
         fidelity_section(store, args.screen_shuffles, args.eval_shuffles, args.fidelity_members)

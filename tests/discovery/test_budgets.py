@@ -75,7 +75,8 @@ def test_a_stop_request_cancels_a_candidates_evaluation_batch(store: Store) -> N
     a partial round or blaming the candidate, instead of after the whole batch."""
     with scripted_server(lambda endpoint, body: scripted.fenced(SLOW)) as server:
         config = SessionConfig(name="halt", proposer="openai/gpt-4o-mini", api_base=server.base_url,
-                               search=(SEARCH,), betas=BETAS, shuffles=20, rounds=1, critic=False)
+                               search=(SEARCH,), betas=BETAS, shuffles=20, rounds=1, critic=False,
+                               screen_shuffles=None)  # the full-count batch (a screen batch is cancelled alike)
         outcome: list = []
         runner = threading.Thread(target=lambda: outcome.append(start_session(store, config)))
         runner.start()
