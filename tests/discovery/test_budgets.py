@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from engine.discovery import SessionConfig, run_session, sessions, start_session
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.store import Store
@@ -69,24 +71,26 @@ SLOW = scripted.GOOD.format(base=1).replace("    def solve(self, question):\n",
 SLOW = "import time\n" + SLOW
 
 
-def test_a_stop_request_cancels_a_candidates_evaluation_batch(store: Store) -> None:
+@pytest.mark.parametrize(("step", "screen"), [("evaluate", None), ("screen", 10)])
+def test_a_stop_request_cancels_a_candidates_evaluation_batch(store: Store, step: str, screen: int | None) -> None:
     """A candidate's sandbox batch takes minutes on real sizes: a stop requested while it runs (the page's
-    Stop button sets the store's flag) ends the session within seconds as 'stopped', without recording
-    a partial round or blaming the candidate, instead of after the whole batch."""
+    Stop button sets the store's flag), the full-count batch or the screen batch, ends the session within
+    seconds as 'stopped', without recording a partial round or blaming the candidate, instead of after the
+    whole batch."""
     with scripted_server(lambda endpoint, body: scripted.fenced(SLOW)) as server:
         config = SessionConfig(name="halt", proposer="openai/gpt-4o-mini", api_base=server.base_url,
                                search=(SEARCH,), betas=BETAS, shuffles=20, rounds=1, critic=False,
-                               screen_shuffles=None)  # the full-count batch (a screen batch is cancelled alike)
+                               screen_shuffles=screen)
         outcome: list = []
         runner = threading.Thread(target=lambda: outcome.append(start_session(store, config)))
         runner.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             session = next((s for s in sessions.list_sessions(store) if s.name == "halt"), None)
-            if session is not None and session.round == 1 and session.step == "evaluate":
+            if session is not None and session.round == 1 and session.step == step:
                 break
             time.sleep(0.1)
-        time.sleep(1.0)  # the batch is running: 1,200 episodes of 50 ms on two workers take ~30 s
+        time.sleep(1.0)  # the batch is running: 1,200 (screen: 600) episodes of 50 ms on two workers take ~30 s
         asked = time.monotonic()
         sessions.request_stop(store, "halt")
         runner.join(timeout=60)
