@@ -658,8 +658,65 @@ class Lanes:
         return report
 
 
+class Sequential:
+    """The sampled judge's fast run: the episodes the parent assigns, one after another, each on a local
+    ``engine.replay.Episode`` over this worker's copy of its pairs' branch data (the job's ``questions``).
+
+    Its reports (answer, packed action log, trace) go to the parent a share of the lanes at a time; the
+    parent grades each log on its own data and replies with new episodes for the freed lanes, so a reply
+    is in flight while the worker runs the episodes it still holds. Nothing it reports is trusted: the
+    parent counts every figure, and the audit re-runs a sample in strict workers (docs/sandbox.md)."""
+
+    def __init__(self, runner: Runner, controllers: list[Any], chan: Channel):
+        from engine.sandbox_episodes import LANES, pack_requests
+
+        self.runner, self.controllers, self.chan = runner, controllers, chan
+        self.pack = pack_requests
+        self.questions = runner.job["questions"]  # per dataset, its ReplayQuestions (no gold answers)
+        self.tasks = runner.job["tasks"]
+        self.seconds = runner.job["limits"]["episode_seconds"]
+        self.batch = LANES // STEPS_IN_FLIGHT
+
+    def run(self) -> None:
+        queue = deque(self.chan.receive()["new"])
+        finished: list[list[Any]] = []
+        unanswered = size = 0  # reports sent and not answered yet; characters in ``finished``
+        sent = time.monotonic()
+        while queue or finished or unanswered:
+            if queue:
+                report = self._episode(*queue.popleft())
+                finished.append(report)
+                size += len(report[3] or "") + len(report[2] or "")
+                if len(finished) < self.batch and size < FRAME_SLACK // 2 and time.monotonic() - sent < STEP_SECONDS:
+                    continue
+            if finished:
+                self.chan.send({"k": "eps", "f": finished})
+                finished, size, unanswered, sent = [], 0, unanswered + 1, time.monotonic()
+            if not queue and unanswered:
+                queue.extend(self.chan.receive()["new"])
+                unanswered -= 1
+
+    def _episode(self, lane: int, task: int, qi: int, seed: int) -> list[Any]:
+        from engine.replay import Episode, shuffled_order
+
+        data, config = self.tasks[task]
+        rq = self.questions[data][qi]
+        ep = Episode(rq, shuffled_order(seed, rq.n_branches), self.runner.job["mode"])
+        try:
+            answer, trace = self.runner.guarded(self.seconds, self.runner.episode, self.controllers[config], ep)
+        except _Report as report:
+            report.lane = lane
+            raise
+        try:
+            log = self.pack(list(ep.actions))
+        except Exception:  # the controller replaced its episode's log: the parent voids the run
+            log = None
+        return [lane, answer, trace, log]
+
+
 def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
-    """Confine, load the controller once per lane, run the episodes the parent assigns."""
+    """Confine, load the controller (once per lane; once in all for a fast run), run the episodes the parent
+    assigns."""
     import linecache
 
     import greenlet  # noqa: F401 - imported before confinement
@@ -674,18 +731,22 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     output = CappedOutput(lim["output_bytes"])
     sys.stdout = sys.stderr = output
     runner = Runner(job, output)
-    controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, job["lanes"])
+    controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, 1 if job["fast"] else job["lanes"])
     chan.send({"k": "loaded"})
     try:
-        Lanes(runner, controllers, chan).run()
+        if job["fast"]:
+            Sequential(runner, [instances[0] for instances in controllers], chan).run()
+        else:
+            Lanes(runner, controllers, chan).run()
     except _Report:
         raise
     except BaseException as exc:  # a limit signal that landed between episodes
         raise runner.classify(exc) from None
 
 
-def wait_for_job() -> tuple[str, int, int] | None:
-    """Import what every episode needs (while idle), then block until the parent sends a job."""
+def wait_for_job(control: bool = False) -> tuple[str, int, int, int] | None:
+    """Import what every episode needs (while idle), then block until the parent sends a job: (its path,
+    index, count, and with ``control`` a descriptor of the parent's further word on stdin, else -1)."""
     import ctypes  # noqa: F401 - trusted imports, before confinement
     import linecache  # noqa: F401
     import resource  # noqa: F401
@@ -693,20 +754,24 @@ def wait_for_job() -> tuple[str, int, int] | None:
     from engine import replay  # noqa: F401
     from engine.controllers import loader  # noqa: F401
 
-    line = sys.stdin.buffer.readline()  # EOF: the parent is gone or closed its pool of spares
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(0, 1)):  # unbuffered: later words stay in the pipe
+        line += byte  # (EOF: the parent is gone or closed its pool of spares)
+    more = os.dup(0) if control else -1
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     if not line.strip():
         return None
     job_path, index, count = line.decode().split()
-    return job_path, int(index), int(count)
+    return job_path, int(index), int(count), more
 
 
-def zygote(job: dict[str, Any], first: int, fds: list[int]) -> tuple[int, int]:
+def zygote(job: dict[str, Any], first: int, fds: list[int], control: int) -> tuple[int, int]:
     """The audit's worker: import the allow-listed modules the controller names (trusted library code,
-    no user code), then fork one child per audited episode, one after another, each once the previous
-    one has exited. Returns (its index, its frame pipe) in each child; the zygote itself exits here.
+    no user code), then fork one child per share of audited episodes, one after another, each once the
+    previous one has exited. Returns (its index: first, first + stride, ..., the audit's other zygotes having
+    the indexes between; its frame pipe) in each child; the zygote itself exits here.
 
     A child shares nothing with its siblings: none runs while another does, each gets its own mount
     and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe, and
@@ -719,13 +784,16 @@ def zygote(job: dict[str, Any], first: int, fds: list[int]) -> tuple[int, int]:
         except Exception:  # (the child's own import reports a real failure, in its place)
             continue
     for i, fd in enumerate(fds):
+        if i and os.read(control, 1) != b"\n":  # the parent says how many children it needs, after its draw
+            break
         pid = os.fork()
         if pid == 0:
+            os.close(control)
             for later in fds[i + 1:]:  # (the earlier ones the zygote has closed)
                 os.close(later)
             if job["isolation"] in (NAMESPACES, USER_NAMESPACES) and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
                 raise OSError("unshare of the audit child's mount and IPC namespaces failed")
-            return first + i, fd
+            return first + i * job["stride"], fd
         os.close(fd)
         os.waitpid(pid, 0)
     os._exit(0)
@@ -735,13 +803,13 @@ def main(argv: list[str]) -> None:
     fds = [int(fd) for fd in argv[1].split(",")]
     chan = None
     try:
-        task = wait_for_job()
+        task = wait_for_job(control=len(fds) > 1)
         if task is None:
             return
-        job_path, index, count = task
+        job_path, index, count, control = task
         with open(job_path, "rb") as f:
             job = pickle.load(f)
-        index, fd = zygote(job, index, fds) if len(fds) > 1 else (index, fds[0])
+        index, fd = zygote(job, index, fds, control) if len(fds) > 1 else (index, fds[0])
         # Before confinement; not blocking on a parent that is gone (then the first read gives EOF).
         replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY | os.O_NONBLOCK)
         os.set_blocking(replies, True)
