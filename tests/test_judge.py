@@ -24,6 +24,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+from engine import sandbox
 from engine.dataset import Branch, Dataset, Question
 from engine.evaluate import ControllerSpec, evaluate, result_key, run_python
 from engine.formats.autotts import load_autotts_file
@@ -679,3 +680,23 @@ def test_audited_episodes_share_no_files(judge: str) -> None:
         run_sandboxed(ds, spec, shuffles=shuffles, limits=dataclasses.replace(JUDGES[judge], workers=1), audit=sample)
     assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == (190, 0)
     assert "(0 actions, 0 tokens in the run; 8 actions" in str(info.value)
+
+
+def test_a_draw_needing_more_workers_than_a_zygote_forks_gets_more_zygotes(monkeypatch) -> None:
+    """An audit worker never holds two episodes of one question, so a draw of 34 episodes of one question
+    needs 34 workers: more than one zygote forks (32), so a second zygote (real, watched through a wrapper)
+    runs the other 2 after the first is done. The honest controller's run stands with its exact figures."""
+    ds, shuffles = markers(), 40
+    spec = ControllerSpec.from_source(builtin_as_source("sc"), config={"k": 4})
+    started = []
+
+    def watched(level: str, children: int):
+        started.append(children)
+        return start_zygote(level, children)
+
+    start_zygote = sandbox._start_zygote
+    monkeypatch.setattr(sandbox, "_start_zygote", watched)
+    got = run_sandboxed(ds, spec, shuffles=shuffles, limits=dataclasses.replace(JUDGES["sampled"], workers=1),
+                        audit=[(s, 0) for s in range(34)])
+    assert_same(got, run_python(ds, spec.build(), shuffles=shuffles))
+    assert started == [sandbox.ZYGOTE_CHILDREN, 34 - sandbox.ZYGOTE_CHILDREN]
