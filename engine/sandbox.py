@@ -110,7 +110,7 @@ class Limits:
     traces_total_bytes: int = 256 * MiB  # all traces of the evaluation, as the parent holds them
     answer_chars: int = 10_000  # length of one answer
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    audit_episodes: int = 460  # episodes re-run after the run without other episodes of their question (0: none)
+    audit_episodes: int = 300  # episodes re-run after the run without other episodes of their question (0: none)
     judge: str = SAMPLED  # SAMPLED: a fast run holding its pairs' branch data, then the audit; STRICT: no unpaid data
 
     def __post_init__(self) -> None:

@@ -54,6 +54,10 @@ KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC,
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 38, 23, 24
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, X32_SYSCALL_BIT = 0x7FFF0000, 0x00050000, 0x40000000
+# machine -> (AUDIT_ARCH of its native ABI, numbers of add_key, request_key, keyctl)
+KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
 
 
 def max_frame(trace_bytes: int) -> int:
@@ -196,12 +200,41 @@ def confine(job: dict[str, Any], index: int) -> str:
     # After the uid drop: RLIMIT_NPROC counts the processes of the (unprivileged) uid.
     resource.setrlimit(resource.RLIMIT_NPROC, (lim["max_processes"],) * 2)
     _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _deny_keyrings()
     if namespaces:
         _drop_capabilities()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
     signal.signal(signal.SIGXCPU, _on_xcpu)
     signal.signal(signal.SIGALRM, _on_alarm)
     return scratch
+
+
+def _deny_keyrings() -> None:
+    """A seccomp filter: ``add_key``, ``request_key`` and ``keyctl`` fail with EPERM, and so does any system
+    call of another ABI (i386 or x32 calls on x86_64, which would reach them under other numbers). The
+    kernel's user keyring is shared by every process of one uid (every worker as ``nobody`` in the root
+    layer, every child of one zygote in the user layer), past every namespace: without this, a worker could
+    leave data there for a later worker or audit child. Needs no_new_privs (set just before)."""
+    import ctypes
+    import platform
+
+    arch, numbers = KEYRING_SYSCALLS.get(platform.machine(), (None, ()))
+    if arch is None:  # (no filter on an unknown architecture: docs/sandbox.md says so)
+        return
+    deny = 8 - 1  # the index of the deny instruction, less one: jumps count from the next instruction
+    program = [(0x20, 0, 0, 4),  # load seccomp_data.arch
+               (0x15, 0, deny - 1, arch),  # another ABI: deny
+               (0x20, 0, 0, 0),  # load seccomp_data.nr
+               (0x35, deny - 3, 0, X32_SYSCALL_BIT),  # an x32 call: deny
+               *((0x15, deny - 4 - i, 0, nr) for i, nr in enumerate(numbers)),  # a keyring call: deny
+               (0x06, 0, 0, SECCOMP_RET_ALLOW),
+               (0x06, 0, 0, SECCOMP_RET_ERRNO | 1)]  # EPERM
+    filters = (ctypes.c_uint64 * len(program))(
+        *(code | jt << 16 | jf << 24 | k << 32 for code, jt, jf, k in program))
+    prog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(filters))
+    if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(prog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: {os.strerror(err)}")
 
 
 def _drop_bounding_set() -> None:

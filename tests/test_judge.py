@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import platform
 import re
 import uuid
 import zlib
@@ -316,7 +317,7 @@ RARE = CHAMELEON.replace("class Chameleon", "class Rare").replace(
 def test_cheating_on_a_small_fraction_of_episodes_is_caught_by_the_random_draw() -> None:
     """A controller peeking only on the questions whose text hashes to 0 mod 8 (here 3 of 30 questions,
     10 % of the episodes) against the sampled judge's default audit, drawn at random after the run
-    (460 of 600 episodes): a run passes only if no peeking episode is drawn, which never happens here
+    (300 of 600 episodes): a run passes only if no peeking episode is drawn, which never happens here
     (probability below 10^-10); the run is refused at a peeking episode."""
     ds = real("Qwen3-0.6B/hmmt25")
     peeking = [qi for qi, q in enumerate(ds.questions) if zlib.crc32(q.text.encode()) % 8 == 0]
@@ -368,7 +369,7 @@ def test_reference_settings_give_the_compiled_figures_sandboxed(dataset: str, na
 def test_a_table1_cell_reproduces_sandboxed(judge: str) -> None:
     """A reference-format file, sandboxed over the reference's 100 shuffles, gives the paper's Table 1
     cell (SC@64 on Qwen3-8B/aime24: 80.4 %, 910.8k tokens) and exactly the compiled built-in's figures,
-    under either judge (the sampled one with its default audit of 460 episodes)."""
+    under either judge (the sampled one with its default audit of 300 episodes)."""
     ds = real("Qwen3-8B/aime24")
     spec = ControllerSpec.from_source((EXAMPLES / "sc_reference_style.py").read_text(), config={"k": 64})
     limits = dataclasses.replace(LIMITS, judge=judge)
@@ -532,7 +533,7 @@ class Sometimes(LLMDesignedMethod):
 def test_a_memoriser_is_refused_by_the_audit_and_nothing_is_cached(judge: str, tmp_path) -> None:
     """In process, paying once per question and remembering gives majority-of-128 accuracy at about 1/100
     of its cost; sandboxed, the audit re-runs random episodes without the other episodes of their question
-    (the sampled judge's default audit: 460 of the 3,000), sees them pay in full, and refuses the run with
+    (the sampled judge's default audit: 300 of the 3,000), sees them pay in full, and refuses the run with
     one line naming the episode; evaluate() stores nothing."""
     ds = real("Qwen3-8B/aime24")
     spec = ControllerSpec.from_source(MEMORISER, filename="memoriser.py")
@@ -700,3 +701,42 @@ def test_a_draw_needing_more_workers_than_a_zygote_forks_gets_more_zygotes(monke
                         audit=[(s, 0) for s in range(34)])
     assert_same(got, run_python(ds, spec.build(), shuffles=shuffles))
     assert started == [sandbox.ZYGOTE_CHILDREN, 34 - sandbox.ZYGOTE_CHILDREN]
+
+
+KEYRING = '''
+import ctypes, gc, platform
+
+NUMBERS = {"x86_64": (248, 250), "aarch64": (217, 219)}  # add_key, keyctl
+USER_KEYRING, KEYCTL_SEARCH, KEYCTL_READ = -4, 10, 11
+
+
+class Keyring(LLMDesignedMethod):
+    """Native code (the audit hook switched off) leaving a note in the uid's kernel keyring, or reading it:
+    a store shared by every process of one uid, past every namespace."""
+
+    def solve(self, question):
+        for obj in gc.get_objects():
+            if type(obj).__name__ == "Guard":
+                obj.busy = True
+        add_key, keyctl = NUMBERS[platform.machine()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        if question.question.startswith("question 0"):
+            done = libc.syscall(add_key, b"user", b"judge-note", b"the answer", 10, USER_KEYRING)
+        else:
+            key = libc.syscall(keyctl, KEYCTL_SEARCH, USER_KEYRING, b"user", b"judge-note", 0)
+            buf = ctypes.create_string_buffer(64)
+            done = key if key < 0 else libc.syscall(keyctl, KEYCTL_READ, key, buf, 64)
+        return "%d %d" % (done, ctypes.get_errno())
+'''
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"), reason="the keyring filter's architectures")
+def test_workers_cannot_pass_notes_through_the_kernel_keyring() -> None:
+    """The kernel's user keyring is shared by every process of one uid (all workers as nobody, all children
+    of a zygote), whatever their namespaces: a seccomp filter makes add_key and keyctl fail with EPERM in
+    every worker, so neither the episodes of a run, nor a fast worker and an audit worker, nor two users'
+    evaluations can pass data that way."""
+    out = run_sandboxed(markers(), ControllerSpec.from_source(KEYRING, filename="keyring.py"), shuffles=1,
+                        limits=NO_AUDIT)
+    assert out.answers == [["-1 1", "-1 1"]]  # add_key and the search both refused (errno 1: EPERM)

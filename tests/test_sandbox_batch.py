@@ -88,7 +88,7 @@ def test_memory_across_the_pairs_of_a_batch_is_refused(judge: str, tmp_path) -> 
     """A controller paying in one pair and answering the other pairs from memory is refused by the
     batch's audit (here forced onto late episodes of the second pair: each worker runs its share of the
     first pair, then of the second, so those answered from memory), naming the pair; nothing is cached
-    (evaluate_pairs with the default audit: 460 of the 800 episodes)."""
+    (evaluate_pairs with the default audit: 300 of the 800 episodes)."""
     store = Store(tmp_path / "batch.duckdb")
     ds = real("Qwen3-8B/aime24", 4)
     pairs = [(ds, ControllerSpec.from_source(MEMORISER, config={"n": n}, filename="memo.py")) for n in (1, 2)]
