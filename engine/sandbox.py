@@ -331,7 +331,7 @@ def _run(pairs: Sequence[Pair], shuffles: int, mode: str, progress: Progress | N
     zygotes = min(run.limits.workers, k)
     children = min(k, run.most_repeated(), zygotes * ZYGOTE_CHILDREN)
     zygotes = min(zygotes, children)
-    with auditor.pool(hidden, [[] for _ in range(children)], zygotes):  # their first children load meanwhile
+    with auditor.pool(hidden, [[] for _ in range(children)], zygotes):  # the zygotes import libraries meanwhile
         out = run.execute(hidden)
         if audit is None:  # drawn from os.urandom now, after the run, so its controller could not know them
             audit = random.SystemRandom().sample(sorted(run.logs), k)
@@ -370,14 +370,13 @@ def _audit(run: _Evaluation, auditor: _Evaluation, groups: list[list[Key]]) -> N
     now = time.monotonic()
     for w in auditor.workers:
         w.episodes = groups[w.index] if w.index < len(groups) else []
-        if not w.episodes:  # a child the draw does not need: never forked, or (a first child) never driven
+        if not w.episodes:  # a child the draw does not need: never forked
             w.finished = True
             auditor.sel.unregister(w.proc.fd)
         elif not w.queued:
-            w.started = now  # (a first child's startup clock starts now: it waited for the run)
-    for first in auditor.workers[:auditor.zygotes]:  # each zygote forks the children the draw needs
-        more = sum(1 for w in auditor.workers[first.index::auditor.zygotes] if w.episodes) - 1
-        _send(first.proc, "\n" * max(more, 0))
+            w.started = now  # (a first child's startup clock starts now: it is forked now)
+    for first in auditor.workers[:auditor.zygotes]:  # each zygote forks the children the draw needs, only now
+        _send(first.proc, "\n" * sum(1 for w in auditor.workers[first.index::auditor.zygotes] if w.episodes))
     auditor.keep_actions = True
     auditor.total = sum(map(len, groups))
     auditor._drive()
@@ -561,6 +560,7 @@ class _Evaluation:
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
             "limits": {**asdict(lim), "cpu_seconds": lim.cpu_seconds * len(self.tasks)},
+            "zygote": zygotes > 0,  # the audit's: its workers are forked only when the parent says so
             "preload": preloads(self.spec.source) if zygotes else [],
             "stride": max(zygotes, 1),  # a zygote's children are workers first, first + stride, ...
         }

@@ -777,9 +777,9 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
         raise runner.classify(exc) from None
 
 
-def wait_for_job(control: bool = False) -> tuple[str, int, int, int] | None:
+def wait_for_job() -> tuple[str, int, int, int] | None:
     """Import what every episode needs (while idle), then block until the parent sends a job: (its path,
-    index, count, and with ``control`` a descriptor of the parent's further word on stdin, else -1)."""
+    index, count, and a descriptor of stdin, on which the parent tells a zygote how many children to fork)."""
     import ctypes  # noqa: F401 - trusted imports, before confinement
     import linecache  # noqa: F401
     import resource  # noqa: F401
@@ -790,7 +790,7 @@ def wait_for_job(control: bool = False) -> tuple[str, int, int, int] | None:
     line = b""
     while not line.endswith(b"\n") and (byte := os.read(0, 1)):  # unbuffered: later words stay in the pipe
         line += byte  # (EOF: the parent is gone or closed its pool of spares)
-    more = os.dup(0) if control else -1
+    more = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -817,7 +817,7 @@ def zygote(job: dict[str, Any], first: int, fds: list[int], control: int) -> tup
         except Exception:  # (the child's own import reports a real failure, in its place)
             continue
     for i, fd in enumerate(fds):
-        if i and os.read(control, 1) != b"\n":  # the parent says how many children it needs, after its draw
+        if os.read(control, 1) != b"\n":  # the parent says how many children it needs, after the run and its draw
             break
         pid = os.fork()
         if pid == 0:
@@ -836,13 +836,17 @@ def main(argv: list[str]) -> None:
     fds = [int(fd) for fd in argv[1].split(",")]
     chan = None
     try:
-        task = wait_for_job(control=len(fds) > 1)
+        task = wait_for_job()
         if task is None:
             return
         job_path, index, count, control = task
         with open(job_path, "rb") as f:
             job = pickle.load(f)
-        index, fd = zygote(job, index, fds, control) if len(fds) > 1 else (index, fds[0])
+        if job["zygote"]:
+            index, fd = zygote(job, index, fds, control)
+        else:
+            os.close(control)
+            fd = fds[0]
         # Before confinement; not blocking on a parent that is gone (then the first read gives EOF).
         replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY | os.O_NONBLOCK)
         os.set_blocking(replies, True)
