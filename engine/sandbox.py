@@ -328,10 +328,12 @@ def _run(pairs: Sequence[Pair], shuffles: int, mode: str, progress: Progress | N
     if run.total <= 1 or k == 0:  # (a one-episode evaluation ran alone already)
         return run.execute(hidden)
     auditor = _Evaluation(pairs, shuffles, mode, False, run.limits, None, cancel)
-    zygotes = min(run.limits.workers, k)
-    children = min(k, run.most_repeated(), zygotes * ZYGOTE_CHILDREN)
-    zygotes = min(zygotes, children)
-    with auditor.pool(hidden, [[] for _ in range(children)], zygotes):  # the zygotes import libraries meanwhile
+    # Lines of the audit's zygote: each forks its workers one after another, the lines at once, each line in
+    # its own PID and network namespaces. The fallback has no namespaces to keep lines apart: one line there.
+    lines = min(run.limits.workers, k) if layer().full else 1
+    children = min(k, run.most_repeated(), ZYGOTE_CHILDREN)
+    lines = min(lines, children)
+    with auditor.pool(hidden, [[] for _ in range(children)], lines):  # the zygote imports libraries meanwhile
         out = run.execute(hidden)
         if audit is None:  # drawn from os.urandom now, after the run, so its controller could not know them
             audit = random.SystemRandom().sample(sorted(run.logs), k)
@@ -339,11 +341,11 @@ def _run(pairs: Sequence[Pair], shuffles: int, mode: str, progress: Progress | N
         if run.progress:
             run.progress(run.done, run.total, f"auditing {k} episodes (re-run in fresh workers)")
         _audit(run, auditor, groups[:children])
-    for first in range(children, len(groups), children):  # (more groups than the zygotes fork: rare)
+    for first in range(children, len(groups), children):  # (more groups than a zygote forks: rare)
         more = _Evaluation(pairs, shuffles, mode, False, run.limits, None, cancel)
         more.t0 = auditor.t0
         chunk = groups[first:first + children]
-        with more.pool(hidden, [[] for _ in chunk], min(zygotes, len(chunk))):
+        with more.pool(hidden, [[] for _ in chunk], min(lines, len(chunk))):
             _audit(run, more, chunk)
     return out
 
@@ -365,8 +367,8 @@ def _audit_groups(run: _Evaluation, sample: Sequence[Key]) -> list[list[Key]]:
 
 def _audit(run: _Evaluation, auditor: _Evaluation, groups: list[list[Key]]) -> None:
     """Re-run the episodes of ``groups`` of the finished evaluation ``run`` in strict mode, one group per
-    fresh worker of ``auditor`` (children of zygotes that have imported libraries and run no user code, each
-    zygote forking its children one after another), and void the run if any answer or action sequence differs."""
+    fresh worker of ``auditor`` (children of a zygote that has imported libraries and run no user code, each of
+    its lines forking its children one after another), and void the run if any answer or action sequence differs."""
     now = time.monotonic()
     for w in auditor.workers:
         w.episodes = groups[w.index] if w.index < len(groups) else []
@@ -375,8 +377,8 @@ def _audit(run: _Evaluation, auditor: _Evaluation, groups: list[list[Key]]) -> N
             auditor.sel.unregister(w.proc.fd)
         elif not w.queued:
             w.started = now  # (a first child's startup clock starts now: it is forked now)
-    for first in auditor.workers[:auditor.zygotes]:  # each zygote forks the children the draw needs, only now
-        _send(first.proc, "\n" * sum(1 for w in auditor.workers[first.index::auditor.zygotes] if w.episodes))
+    needed = [sum(1 for w in auditor.workers[line::auditor.lines] if w.episodes) for line in range(auditor.lines)]
+    _send(auditor.workers[0].proc, " ".join(map(str, needed)) + "\n")  # the zygote forks them only now
     auditor.keep_actions = True
     auditor.total = sum(map(len, groups))
     auditor._drive()
@@ -468,7 +470,7 @@ class _Evaluation:
         self.nonce = secrets.token_hex(16)
         self.max_frame = protocol.max_frame(limits.trace_bytes)
         self.workers: list[_Worker] = []
-        self.zygotes = 0  # the pool's zygotes (the audit's), or 0: spare workers
+        self.lines = 0  # the lines of the pool's zygote (the audit's), or 0: spare workers
         self.keep_actions = False
         self.fast = False  # the sampled judge's run: workers hold their pairs' branch data and send action logs
         self.graders: dict[int, kernels.LogGrader] = {}  # dataset index -> its compiled grader (fast runs)
@@ -509,43 +511,40 @@ class _Evaluation:
         return outs
 
     @contextmanager
-    def pool(self, hidden: list[str], shares: list[list[Key]], zygotes: int = 0) -> Iterator[None]:
+    def pool(self, hidden: list[str], shares: list[list[Key]], lines: int = 0) -> Iterator[None]:
         """Start one worker per share of episodes and hand it the job; on exit stop them all. Workers
-        are started spares (and the pool is topped up afterwards), or the children of ``zygotes`` fresh
-        zygotes (``sandbox_worker.zygote``): worker i is a child of zygote i % zygotes, and each zygote forks
-        its children one after another, as each finishes (worker i + zygotes after worker i)."""
+        are started spares (and the pool is topped up afterwards), or with ``lines`` the children of one fresh
+        zygote (``sandbox_worker.zygote``): worker i is on line i % lines, and each line forks its workers one
+        after another, as each finishes (worker i + lines after worker i)."""
         level = isolation()
         count = len(shares)
-        self.zygotes = zygotes
+        self.lines = lines
         run_dir = tempfile.mkdtemp(prefix="ttslab-sandbox-")
-        procs = [] if zygotes else SPARES.take(count, level)
+        procs = [] if lines else SPARES.take(count, level)
         try:
-            if zygotes:
-                lots = []
-                for z in range(zygotes):
-                    lots.append(_start_zygote(level, len(range(z, count, zygotes))))
-                    procs += lots[-1]
-                procs = [lots[i % zygotes][i // zygotes] for i in range(count)]
+            if lines:
+                procs = _start_zygote(level, count)
             while len(procs) < count:
                 procs.append(_start_worker(level))
             pairs = enumerate(zip(shares, procs, strict=True))
-            self.workers = [_Worker(i, share, p, self.t0, queued=i >= zygotes > 0) for i, (share, p) in pairs]
-            for w, after in zip(self.workers, self.workers[zygotes:], strict=False) if zygotes else ():
+            self.workers = [_Worker(i, share, p, self.t0, queued=i >= lines > 0) for i, (share, p) in pairs]
+            for w, after in zip(self.workers, self.workers[lines:], strict=False) if lines else ():
                 w.successor = after
-            job = self._write_job(run_dir, level, hidden, zygotes)
+            job = self._write_job(run_dir, level, hidden, lines)
             for w in self.workers:
-                self._assign(w, f"{job} {w.index} {count}\n", run_dir, send=not w.queued, zygote=zygotes > 0)
+                self._assign(w, f"{job} {w.index} {count}\n", run_dir, send=w.index == 0 or not lines,
+                             zygote=lines > 0)
             yield
         finally:
             try:
                 self._stop(procs)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
-                if not zygotes:
+                if not lines:
                     SPARES.refill(count, level)
 
     # -- start -----------------------------------------------------------------------------
-    def _write_job(self, run_dir: str, level: str, hidden: list[str], zygotes: int) -> str:
+    def _write_job(self, run_dir: str, level: str, hidden: list[str], lines: int) -> str:
         lim = self.limits
         drop = level == protocol.NAMESPACES and os.geteuid() == 0
         job = {
@@ -560,9 +559,9 @@ class _Evaluation:
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
             "limits": {**asdict(lim), "cpu_seconds": lim.cpu_seconds * len(self.tasks)},
-            "zygote": zygotes > 0,  # the audit's: its workers are forked only when the parent says so
-            "preload": preloads(self.spec.source) if zygotes else [],
-            "stride": max(zygotes, 1),  # a zygote's children are workers first, first + stride, ...
+            "zygote": lines > 0,  # the audit's: its workers are forked only when the parent says so
+            "preload": preloads(self.spec.source) if lines else [],
+            "lines": lines,  # line z of the zygote forks workers z, z + lines, ...
         }
         path = os.path.join(run_dir, "job.pickle")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
@@ -910,7 +909,8 @@ def _start_worker(level: str, spare: bool = False) -> _Proc:
 
 def _start_zygote(level: str, children: int) -> list[_Proc]:
     """Start the audit's zygote (``sandbox_worker.zygote``): one process that will fork ``children``
-    workers one after another, each with its own frame pipe; one ``_Proc`` per child, sharing the process."""
+    workers (on its lines, each line's one after another), each with its own frame pipe; one ``_Proc`` per
+    child, sharing the process."""
     return _spawn(level, children, False)
 
 

@@ -52,7 +52,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4
 # clear them; atime flags are kept by the kernel when a remount names none)
 KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 38, 23, 24
-CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, X32_SYSCALL_BIT = 0x7FFF0000, 0x00050000, 0x40000000
@@ -787,28 +787,29 @@ def wait_for_job() -> tuple[str, int, int, int] | None:
     from engine import replay  # noqa: F401
     from engine.controllers import loader  # noqa: F401
 
-    line = b""
-    while not line.endswith(b"\n") and (byte := os.read(0, 1)):  # unbuffered: later words stay in the pipe
-        line += byte  # (EOF: the parent is gone or closed its pool of spares)
+    line = _read_line(0)  # (EOF: the parent is gone or closed its pool of spares)
     more = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     if not line.strip():
         return None
-    job_path, index, count = line.decode().split()
+    job_path, index, count = line.split()
     return job_path, int(index), int(count), more
 
 
 def zygote(job: dict[str, Any], first: int, fds: list[int], control: int) -> tuple[int, int]:
     """The audit's worker: import the allow-listed modules the controller names (trusted library code,
-    no user code), then fork one child per share of audited episodes, one after another, each once the
-    previous one has exited. Returns (its index: first, first + stride, ..., the audit's other zygotes having
-    the indexes between; its frame pipe) in each child; the zygote itself exits here.
+    no user code) while the run goes on, then, when the parent says how many workers each line needs (one
+    line of text on ``control``, after the run and its draw), fork the lines: line z forks workers first + z,
+    first + z + lines, ... one after another, each once the previous one has exited. Returns (its index, its
+    frame pipe) in each worker; the zygote and its lines exit here.
 
-    A child shares nothing with its siblings: none runs while another does, each gets its own mount
-    and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe, and
-    the zygote never ran user code nor held episode data, so what it hands on is what a fresh worker has."""
+    A worker shares nothing with the others: none runs while another of its line does, each gets its own
+    mount and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe,
+    each line has its own PID and network namespaces (so workers of two lines, which do run at once, cannot
+    see, signal or connect to each other), and the zygote never ran user code nor held episode data, so what
+    it hands on is what a fresh worker has."""
     import importlib
 
     for name in job["preload"]:
@@ -816,20 +817,60 @@ def zygote(job: dict[str, Any], first: int, fds: list[int], control: int) -> tup
             importlib.import_module(name)
         except Exception:  # (the child's own import reports a real failure, in its place)
             continue
-    for i, fd in enumerate(fds):
-        if os.read(control, 1) != b"\n":  # the parent says how many children it needs, after the run and its draw
-            break
+    needed = [int(n) for n in _read_line(control).split()]  # (EOF: nothing needed, the parent has gone)
+    os.close(control)
+    lines = job["lines"]
+    namespaces = job["isolation"] in (NAMESPACES, USER_NAMESPACES)
+    forked = []
+    for z, n in enumerate(needed[:lines]):
+        mine = fds[z::lines][:n]
+        if not mine:
+            continue
         pid = os.fork()
         if pid == 0:
-            os.close(control)
-            for later in fds[i + 1:]:  # (the earlier ones the zygote has closed)
+            for fd in set(fds) - set(mine):
+                os.close(fd)
+            if namespaces:  # a PID namespace applies to the children of the caller: its first one is the line
+                if _libc().unshare(CLONE_NEWPID | CLONE_NEWNET):
+                    raise OSError("unshare of an audit line's PID and network namespaces failed")
+                _wait_and_exit(os.fork())
+            return _line(job, first + z, lines, mine, namespaces)
+        forked.append(pid)
+    for fd in fds:
+        os.close(fd)
+    for pid in forked:
+        os.waitpid(pid, 0)
+    os._exit(0)
+
+
+def _line(job: dict[str, Any], first: int, stride: int, fds: list[int], namespaces: bool) -> tuple[int, int]:
+    """One line of the audit's zygote: fork a worker per pipe, one after another; (index, pipe) in each."""
+    for i, fd in enumerate(fds):
+        pid = os.fork()
+        if pid == 0:
+            for later in fds[i + 1:]:  # (the earlier ones the line has closed)
                 os.close(later)
-            if job["isolation"] in (NAMESPACES, USER_NAMESPACES) and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
-                raise OSError("unshare of the audit child's mount and IPC namespaces failed")
-            return first + i * job["stride"], fd
+            if namespaces and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
+                raise OSError("unshare of the audit worker's mount and IPC namespaces failed")
+            return first + i * stride, fd
         os.close(fd)
         os.waitpid(pid, 0)
     os._exit(0)
+
+
+def _wait_and_exit(pid: int) -> None:
+    """In the parent of a fork: wait for the child, then exit (no atexit handlers); in the child: return."""
+    if pid:
+        os.waitpid(pid, 0)
+        os._exit(0)
+
+
+def _read_line(fd: int) -> str:
+    """One line from ``fd``, read a byte at a time (unbuffered: what follows stays in the pipe)."""
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(fd, 1)):
+        line += byte
+    return line.decode()
 
 
 def main(argv: list[str]) -> None:
