@@ -6,10 +6,10 @@ Prints, for one (model, bench) with 100 shuffles:
   2. a full CMC beta-sweep (11 beta x 12 datasets) cold and from the result cache;
   3. controller files in the reference format (examples/controllers/): the environment alone, single-core
      end-to-end against the reference evaluator, and sandboxed over all cores against in-process;
-  4. the sandboxed CMC file before and after the judge (issue 10: the parent owns every episode), each run
-     in a fresh process, alternating, the "before" sandbox taken from git (commit BEFORE);
-  5. the sandboxed CMC file with the audit off and on (8 episodes re-run alone after the run), alternating;
-  6. one discovery-style evaluation of the CMC file (4 datasets x 11 betas), as one sandbox batch
+  4. the sandboxed CMC file before the judge and with each judge (issue 10: strict, where the parent owns every
+     episode, and sampled, a fast run then an audit of Limits.audit_episodes episodes), each run in a fresh
+     process, alternating, the "before" sandbox taken from git (commit BEFORE); and the audit phase alone;
+  5. one discovery-style evaluation of the CMC file (4 datasets x 11 betas), as one sandbox batch
      (``evaluate_pairs``) and pair by pair (``evaluate``), in this process.
 """
 
@@ -32,6 +32,7 @@ from engine.controllers import BETAS, kernels
 from engine.evaluate import ControllerSpec, evaluate, evaluate_pairs, run_python, sweep
 from engine.paths import PROJECT_ROOT, data_dir
 from engine.replay import Episode, replay_actions, replay_questions, shuffled_order
+from engine.sandbox import SAMPLED, STRICT, Limits
 from engine.store import Store
 
 SHUFFLES = 100
@@ -45,21 +46,30 @@ EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
 DISCOVERY_DATASETS = ("Qwen3-0.6B/aime24", "Qwen3-1.7B/aime24", "Qwen3-4B/aime24", "Qwen3-8B/aime24")
 DISCOVERY_TARGET = 60.0  # seconds for one candidate's evaluation (issue 8)
 BEFORE = "9953ee7"  # the last sandbox that ran episodes inside the worker (where a controller could read them)
-# One timed sandboxed evaluation of the CMC file, after a warm-up that starts the spare workers.
+# One timed sandboxed evaluation of the CMC file, after a warm-up with the same judge (it starts the spare
+# workers and loads the grader's compiled code, as a server's first evaluation does); prints its seconds and
+# those from the audit's start (its progress label) to the end, and the CPU seconds of this process and of
+# every worker reaped meanwhile.
 SANDBOXED_CMC = """
-import json, sys, time
+import json, resource, sys, time
 from engine.evaluate import ControllerSpec
 from engine.formats.autotts import load_autotts_file
 from engine.sandbox import Limits, run_sandboxed
-path, name, file, shuffles, *audit = sys.argv[1:]
-limits = Limits(audit_episodes=int(audit[0])) if audit else None
+path, name, file, shuffles, *judge = sys.argv[1:]
+limits = Limits(judge=judge[0]) if judge else None
 ds = load_autotts_file(path, name)
 spec = ControllerSpec.from_source(open(file).read(), None, {"beta": 0.5}, file)
-run_sandboxed(ds, spec, shuffles=2)
+run_sandboxed(ds, spec, shuffles=2, limits=Limits(judge=judge[0], audit_episodes=8) if judge else None)
 time.sleep(0.5)
-start = time.perf_counter()
-run_sandboxed(ds, spec, shuffles=int(shuffles), limits=limits)
-print(json.dumps(time.perf_counter() - start))
+audit = []
+def cpu():
+    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF,
+                                                                         resource.RUSAGE_CHILDREN)))
+start, used = time.perf_counter(), cpu()
+run_sandboxed(ds, spec, shuffles=int(shuffles), limits=limits,
+              progress=lambda done, total, label: "audit" in label and audit.append(time.perf_counter()))
+end = time.perf_counter()
+print(json.dumps([end - start, end - audit[0] if audit else 0.0, cpu() - used]))
 """
 
 
@@ -117,9 +127,11 @@ def file_controller_section(ds) -> None:
 
 
 def judge_section(name: str, rounds: int) -> None:
-    """The sandboxed CMC file before (commit BEFORE) and after the judge, alternating, fresh processes."""
-    print(f"\n== Sandboxed CMC file (cmc_reference_style.py, beta 0.5) on {name}, {SHUFFLES} shuffles: "
-          f"before (sandbox of {BEFORE}) vs after (the judge) ==")
+    """The sandboxed CMC file before the judge (commit BEFORE), with the strict judge and with the sampled
+    judge, alternating, each run in a fresh process; and the audit phase of each judge alone."""
+    print(f"\n== Sandboxed CMC file (cmc_reference_style.py, beta 0.5) on {name}, {SHUFFLES} shuffles: before the "
+          f"judge (sandbox of {BEFORE}) vs the strict and the sampled judge (audit of {Limits().audit_episodes} "
+          "episodes included) ==")
     archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", BEFORE, "engine"], capture_output=True)
     if archive.returncode != 0:
         print(f"skipped: git archive {BEFORE} failed ({archive.stderr.decode().strip()[:200]})")
@@ -128,22 +140,18 @@ def judge_section(name: str, rounds: int) -> None:
     # Not under /tmp: the worker's private /tmp would hide the old engine package from its own worker.
     with tempfile.TemporaryDirectory(dir=PROJECT_ROOT / "cache") as old:
         subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
-        times: dict[str, list[float]] = {"before": [], "after": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"before": [], STRICT: [], SAMPLED: []}
         for _ in range(rounds):
-            for label, root in (("before", old), ("after", str(PROJECT_ROOT))):
-                times[label].append(_sandboxed_cmc_seconds(root, name))
-    _print_pair(times["before"], times["after"])
-
-
-def audit_section(name: str, rounds: int) -> None:
-    """The sandboxed CMC file with the audit off and on (Limits.audit_episodes 0 and 8), alternating."""
-    print(f"\n== Sandboxed CMC file (cmc_reference_style.py, beta 0.5) on {name}, {SHUFFLES} shuffles: "
-          "before (audit off) vs after (8 episodes re-run alone) ==")
-    times: dict[int, list[float]] = {0: [], 8: []}
-    for _ in range(rounds):
-        for audit in times:
-            times[audit].append(_sandboxed_cmc_seconds(str(PROJECT_ROOT), name, audit))
-    _print_pair(times[0], times[8])
+            for label in runs:
+                root, judge = (old, None) if label == "before" else (str(PROJECT_ROOT), label)
+                runs[label].append(_sandboxed_cmc_seconds(root, name, judge))
+    before = [statistics.median(run[i] for run in runs["before"]) for i in (0, 2)]
+    print(f"{'':10}{'median s':>10}{'vs before':>11}{'audit s':>9}{'CPU s':>8}{'vs before':>11}   "
+          "runs (total/audit s)")
+    for label, times in runs.items():
+        total, audit, cpu = (statistics.median(run[i] for run in times) for i in range(3))
+        print(f"{label:10}{total:10.2f}{total / before[0]:10.2f}x{audit:9.2f}{cpu:8.2f}{cpu / before[1]:10.2f}x   "
+              f"{' '.join(f'{t:.1f}/{a:.1f}' for t, a, _ in times)}")
 
 
 def discovery_section(store: Store, shuffles: int) -> None:
@@ -170,22 +178,18 @@ def discovery_section(store: Store, shuffles: int) -> None:
           f"{'yes' if batch_s <= DISCOVERY_TARGET else 'NO '} {'yes' if same else 'NO'}")
 
 
-def _print_pair(before_runs: list[float], after_runs: list[float]) -> None:
-    before, after = statistics.median(before_runs), statistics.median(after_runs)
-    print(f"{'before s':>10}{'after s':>10}{'after/before':>14}   runs (before | after)")
-    print(f"{before:10.2f}{after:10.2f}{after / before:13.2f}x   {' '.join(f'{t:.1f}' for t in before_runs)} | "
-          f"{' '.join(f'{t:.1f}' for t in after_runs)}")
-
-
-def _sandboxed_cmc_seconds(root: str, name: str, audit: int | None = None) -> float:
+def _sandboxed_cmc_seconds(root: str, name: str, judge: str | None = None) -> tuple[float, float, float]:
+    """(seconds, audit seconds, CPU seconds) of one sandboxed CMC run with the engine at ``root`` (``judge``:
+    Limits.judge)."""
     file = EXAMPLES / "cmc_reference_style.py"
     env = {**os.environ, "PYTHONPATH": root}
-    extra = [] if audit is None else [str(audit)]
+    extra = [] if judge is None else [judge]
     done = subprocess.run([sys.executable, "-c", SANDBOXED_CMC, str(data_dir() / f"{name}.json"), name, str(file),
                            str(SHUFFLES), *extra], cwd=root, env=env, capture_output=True, text=True)
     if done.returncode != 0:  # say why (e.g. a sandbox limit on an overloaded machine), not only that it failed
         raise RuntimeError(f"the timed run failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    seconds, audit, cpu = json.loads(done.stdout.strip().splitlines()[-1])
+    return seconds, audit, cpu
 
 
 def replay_logs(ds, spec: ControllerSpec) -> None:
@@ -210,14 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="Qwen3-8B/aime24")
     parser.add_argument("--skip-file", action="store_true", help="skip the file-controller section")
-    parser.add_argument("--judge-only", action="store_true", help="only the sandbox before/after section")
-    parser.add_argument("--judge-rounds", type=int, default=3, help="before/after pairs to time (median)")
-    parser.add_argument("--audit-only", action="store_true", help="only the audit off/on section")
+    parser.add_argument("--judge-only", action="store_true", help="only the sandbox before/strict/sampled section")
+    parser.add_argument("--judge-rounds", type=int, default=3, help="before/strict/sampled rounds to time (median)")
     parser.add_argument("--discovery-only", action="store_true", help="only the discovery batch section")
     parser.add_argument("--discovery-shuffles", type=int, default=SHUFFLES, help="shuffles of the discovery section")
     args = parser.parse_args(argv)
-    if args.judge_only or args.audit_only:
-        (judge_section if args.judge_only else audit_section)(args.dataset, args.judge_rounds)
+    if args.judge_only:
+        judge_section(args.dataset, args.judge_rounds)
         return 0
     if args.discovery_only:
         with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_file:
             file_controller_section(ds)
             judge_section(args.dataset, args.judge_rounds)
-            audit_section(args.dataset, args.judge_rounds)
             discovery_section(store, args.discovery_shuffles)
     return 0
 

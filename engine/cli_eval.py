@@ -15,6 +15,7 @@ from engine import controllers, saved
 from engine.controllers.loader import ControllerError
 from engine.evaluate import ControllerSpec, EvalResult, evaluate, sweep
 from engine.replay import MODES
+from engine.sandbox import JUDGES, SAMPLED, Limits
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Any]:
@@ -47,6 +48,10 @@ def _controller_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shuffles", type=int, default=100)
     p.add_argument("--mode", choices=MODES, default="compat")
     p.add_argument("--trusted", action="store_true", help="run a controller file in-process, unsandboxed")
+    p.add_argument("--judge", choices=JUDGES, default=SAMPLED,
+                   help="a sandboxed file's judge: 'sampled' (fast run + audit of random episodes; runs of at most "
+                        "Limits.audit_episodes episodes are strict anyway) or 'strict' (the worker never holds "
+                        "unrevealed data; slower), see docs/sandbox.md")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -110,7 +115,8 @@ def _run(args: argparse.Namespace, store: Any, extra: dict[str, Any]) -> EvalRes
     traces = getattr(args, "traces", False)
     progress = _print_progress if sys.stderr.isatty() and not args.json else None
     return evaluate(dataset, _spec(args, extra, store), shuffles=args.shuffles, mode=args.mode, progress=progress,
-                    store=store if traces or not args.no_cache else None, trusted=args.trusted, traces=traces)
+                    store=store if traces or not args.no_cache else None, trusted=args.trusted, traces=traces,
+                    limits=Limits(judge=args.judge))
 
 
 def run_eval(args: argparse.Namespace, store: Any) -> int:
@@ -169,7 +175,8 @@ def run_sweep(args: argparse.Namespace, store: Any) -> int:
     dataset = store.load_dataset(args.dataset)
     progress = None if args.json else _print_progress
     results = sweep([dataset], [_spec(args, point, store) for point in points], shuffles=args.shuffles, mode=args.mode,
-                    store=None if args.no_cache else store, progress=progress, trusted=args.trusted)
+                    store=None if args.no_cache else store, progress=progress, trusted=args.trusted,
+                    limits=Limits(judge=args.judge))
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
         return 0

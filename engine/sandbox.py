@@ -11,14 +11,16 @@ Each worker loads the controller once and runs many episodes, and spare workers 
 ahead of time (they have imported the engine but never ran user code), so process start-up
 does not dominate.
 
-The parent owns every episode (``engine.replay.Episode``); a worker never holds branch data its
-controller has not paid for. Its controllers get an ``engine.sandbox_episodes.RemoteEpisode``
-whose actions the parent applies to its own episodes, a step of many episodes at a time, replying
-with what each action reveals; the parent counts every figure itself and takes only the answer
-(and an optional trace) from the worker, so neither forged frames nor a controller that searches
-its own process can change a result (docs/sandbox.md, "The guarantee"). After the run, randomly
-chosen episodes are re-run each alone in a fresh worker, and any difference voids the run, so a
-controller cannot pay in one episode and reuse what it learned in others ("Memory across episodes").
+Two judges (docs/sandbox.md, "The guarantee"). Strict: the parent owns every episode
+(``engine.replay.Episode``) and a worker never holds branch data its controller has not paid for; its
+controllers get an ``engine.sandbox_episodes.RemoteEpisode`` whose actions the parent applies to its own
+episodes, a step of many episodes at a time, replying with what each action reveals. Sampled (the
+default for runs larger than the audit): a worker runs its episodes on its own copy of its pairs' branch
+data (never a gold answer) and reports each episode's answer and action log, which the parent grades on
+its own data with the episode rules. Either way the parent counts every figure itself, and after the run
+randomly chosen episodes are re-run strictly in fresh workers that never hold two episodes of one question;
+any difference voids the run, so an episode's result can depend on nothing but what it paid for, except
+in a fraction of episodes the audit bounds.
 Any failure (a limit, an exception, a crash, a cancel) raises ``SandboxError``; a partial
 result is never returned. See docs/sandbox.md for the threat model.
 """
@@ -52,10 +54,20 @@ from typing import Any
 import numpy as np
 
 from engine import sandbox_worker as protocol
+from engine.controllers import kernels
 from engine.controllers.loader import ControllerError
 from engine.dataset import Dataset
 from engine.paths import PROJECT_ROOT, data_dir, default_db
-from engine.replay import COMPAT, MODES, Episode, ReplayQuestion, replay_questions, shuffled_order
+from engine.replay import (
+    COMPAT,
+    MODES,
+    Episode,
+    InvalidAction,
+    ReplayQuestion,
+    replay_actions,
+    replay_questions,
+    shuffled_order,
+)
 from engine.sandbox_episodes import LANES, serve, unpack_requests
 from engine.spec import ControllerSpec, Outcomes, Progress, action_events
 
@@ -73,6 +85,12 @@ LAYER_NAMES = {protocol.NAMESPACES: "namespaces (root)", protocol.USER_NAMESPACE
                protocol.NO_NAMESPACES: "fallback"}
 WORKER_FILE = Path(protocol.__file__).resolve()
 PRELOAD_PACKAGES = frozenset({"numpy", "scipy"})  # what the audit's zygote may import for its children
+ZYGOTE_CHILDREN = 32  # audit workers one zygote forks at most (each holds two descriptors in the parent)
+# The judges (docs/sandbox.md, "The guarantee"): STRICT never lets a worker hold unrevealed data; SAMPLED runs
+# episodes in the worker on its pairs' branch data, grades their action logs, and audits Limits.audit_episodes
+# of them in strict workers. Runs of at most that many episodes, and live runs, are always strict.
+STRICT, SAMPLED = "strict", "sampled"
+JUDGES = (SAMPLED, STRICT)
 
 
 @dataclass(frozen=True)
@@ -92,11 +110,14 @@ class Limits:
     traces_total_bytes: int = 256 * MiB  # all traces of the evaluation, as the parent holds them
     answer_chars: int = 10_000  # length of one answer
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    audit_episodes: int = 8  # episodes re-run alone in fresh workers after the run (0: no audit)
+    audit_episodes: int = 300  # episodes re-run after the run without other episodes of their question (0: none)
+    judge: str = SAMPLED  # SAMPLED: a fast run holding its pairs' branch data, then the audit; STRICT: no unpaid data
 
     def __post_init__(self) -> None:
+        if self.judge not in JUDGES:
+            raise ValueError(f"Limits.judge must be one of {JUDGES}, got {self.judge!r}")
         for name, value in asdict(self).items():
-            if value < 0 or (value == 0 and name not in ("max_processes", "audit_episodes")):
+            if name != "judge" and (value < 0 or (value == 0 and name not in ("max_processes", "audit_episodes"))):
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")
 
 
@@ -254,9 +275,13 @@ def run_sandboxed(
     setting ``cancel`` stops the evaluation; ``hide`` adds paths (e.g. a ``--db`` file) to
     what controllers cannot read; ``actions`` keeps each episode's (graded) action log in
     ``Outcomes.actions`` (live runs re-execute user code on growing data: ``engine.generation.live``).
-    Before returning, ``Limits.audit_episodes`` episodes drawn at random (``audit``: these
-    ``(shuffle, question)`` episodes instead) are re-run alone in fresh workers; any difference
-    raises ``SandboxError`` (kind ``audit``): see docs/sandbox.md, "Memory across episodes".
+    ``Limits.judge`` says how (docs/sandbox.md, "The guarantee"): ``strict``, the parent owns every
+    episode; ``sampled`` (the default), workers run the episodes on their own copy of the branch data and
+    the parent grades their action logs, for a run with more episodes than ``Limits.audit_episodes``
+    (others, and live runs, are strict). Either way, before returning, ``Limits.audit_episodes`` episodes
+    drawn at random after the run (``audit``: these ``(shuffle, question)`` episodes instead) are re-run
+    strictly in fresh workers that never hold two episodes of one question; any difference raises
+    ``SandboxError`` (kind ``audit``).
     ``episodes(seed, question)`` makes the parent's episode the worker's actions are applied to (default:
     replay's over ``dataset``); a live run passes one whose data a model generates while the worker waits.
     """
@@ -297,38 +322,72 @@ def _run(pairs: Sequence[Pair], shuffles: int, mode: str, progress: Progress | N
     if episodes is not None:
         run.make_episode = lambda _task, seed, qi: episodes(seed, qi)
     hidden = sorted({p for ds in {id(ds): ds for ds, _ in pairs}.values() for p in hidden_paths(ds, hide)})
-    k = len(audit) if audit is not None else min(run.limits.audit_episodes, run.total)
+    k = min(len(audit) if audit is not None else run.limits.audit_episodes, run.total)
+    # The sampled judge only where its audit is a sample: a run the audit covers whole is strict anyway.
+    run.fast = run.limits.judge == SAMPLED and episodes is None and 0 < k < run.total
     if run.total <= 1 or k == 0:  # (a one-episode evaluation ran alone already)
         return run.execute(hidden)
     auditor = _Evaluation(pairs, shuffles, mode, False, run.limits, None, cancel)
-    auditor.keep_actions = True
-    with auditor.pool(hidden, [[] for _ in range(k)], zygote=True):  # its first child loads meanwhile
+    # Lines of the audit's zygote: each forks its workers one after another, the lines at once, each line in
+    # its own PID and network namespaces. The fallback has no namespaces to keep lines apart: one line there.
+    lines = min(run.limits.workers, k) if layer().full else 1
+    children = min(k, run.most_repeated(), ZYGOTE_CHILDREN)
+    lines = min(lines, children)
+    with auditor.pool(hidden, [[] for _ in range(children)], lines):  # the zygote imports libraries meanwhile
         out = run.execute(hidden)
-        _audit(run, auditor, audit)
+        if audit is None:  # drawn from os.urandom now, after the run, so its controller could not know them
+            audit = random.SystemRandom().sample(sorted(run.logs), k)
+        groups = _audit_groups(run, audit)
+        if run.progress:
+            run.progress(run.done, run.total, f"auditing {k} episodes (re-run in fresh workers)")
+        _audit(run, auditor, groups[:children])
+    for first in range(children, len(groups), children):  # (more groups than a zygote forks: rare)
+        more = _Evaluation(pairs, shuffles, mode, False, run.limits, None, cancel)
+        more.t0 = auditor.t0
+        chunk = groups[first:first + children]
+        with more.pool(hidden, [[] for _ in chunk], min(lines, len(chunk))):
+            _audit(run, more, chunk)
     return out
 
 
-def _audit(run: _Evaluation, auditor: _Evaluation, sample: Sequence[Key] | None) -> None:
-    """Re-run episodes of the finished evaluation ``run``, each alone in one of ``auditor``'s fresh
-    workers (children of a zygote that has imported libraries and run no user code, forked one after
-    another), and void the run if any answer or action sequence differs. Unless ``sample`` names them,
-    the episodes are drawn from ``os.urandom`` now, after the run, so its controller could not know them."""
-    if sample is None:
-        sample = random.SystemRandom().sample(sorted(run.logs), len(auditor.workers))
-    sample = sorted(sample)
-    if run.progress:
-        run.progress(run.done, run.total, f"auditing {len(sample)} episodes (each re-run alone)")
-    for w, episode in zip(auditor.workers, sample, strict=True):
-        w.episodes = [episode]
-    auditor.workers[0].started = time.monotonic()  # (its startup clock starts now: it waited for the run)
-    auditor.total = len(sample)
+def _audit_groups(run: _Evaluation, sample: Sequence[Key]) -> list[list[Key]]:
+    """The audited episodes, sorted, split among the audit's workers so that no worker runs two episodes of
+    the same question text (of any pair: another model's branches for the same question, or another config
+    of the same dataset, would tell it that question's answer): group i holds each text's i-th episode."""
+    seen: dict[str, int] = {}
+    groups: list[list[Key]] = []
+    for key in sorted(sample):
+        text = run.tasks[key[0]].questions[key[2]].text
+        i = seen[text] = seen.get(text, -1) + 1
+        if i == len(groups):
+            groups.append([])
+        groups[i].append(key)
+    return groups
+
+
+def _audit(run: _Evaluation, auditor: _Evaluation, groups: list[list[Key]]) -> None:
+    """Re-run the episodes of ``groups`` of the finished evaluation ``run`` in strict mode, one group per
+    fresh worker of ``auditor`` (children of a zygote that has imported libraries and run no user code, each of
+    its lines forking its children one after another), and void the run if any answer or action sequence differs."""
+    now = time.monotonic()
+    for w in auditor.workers:
+        w.episodes = groups[w.index] if w.index < len(groups) else []
+        if not w.episodes:  # a child the draw does not need: never forked
+            w.finished = True
+            auditor.sel.unregister(w.proc.fd)
+        elif not w.queued:
+            w.started = now  # (a first child's startup clock starts now: it is forked now)
+    needed = [sum(1 for w in auditor.workers[line::auditor.lines] if w.episodes) for line in range(auditor.lines)]
+    _send(auditor.workers[0].proc, " ".join(map(str, needed)) + "\n")  # the zygote forks them only now
+    auditor.keep_actions = True
+    auditor.total = sum(map(len, groups))
     auditor._drive()
-    for key in sample:
+    for key in sorted(key for group in groups for key in group):
         _compare(run, auditor, key)
 
 
 def _compare(run: _Evaluation, again: _Evaluation, key: Key) -> None:
-    """Raise the audit's SandboxError if episode ``key`` ran differently alone."""
+    """Raise the audit's SandboxError if episode ``key`` ran differently in the audit."""
     t, seed, qi = key
     before, alone = run.logs[key], again.tasks[t].out.actions[(seed, qi)]
     ran, solo = run.tasks[t].out, again.tasks[t].out
@@ -337,9 +396,10 @@ def _compare(run: _Evaluation, again: _Evaluation, key: Key) -> None:
     what = "a different answer" if before == alone else (
         f"different actions ({len(before)} actions, {ran.total_tokens[seed, qi]:,} tokens in the run; "
         f"{len(alone)} actions, {solo.total_tokens[seed, qi]:,} tokens alone)")
-    raise SandboxError(f"audit failed {run.where(key)}: re-run alone in a fresh worker, the episode "
-                       f"gave {what}; the controller's result depends on other episodes (memory across episodes or "
-                       "unseeded randomness), so the evaluation is void", "audit", qi, seed)
+    raise SandboxError(f"audit failed {run.where(key)}: re-run in a fresh worker holding only its own replies, "
+                       f"the episode gave {what}; the controller's result depends on more than what the episode "
+                       "paid for (unpaid branch data, other episodes, or unseeded randomness), so the evaluation is "
+                       "void", "audit", qi, seed)
 
 
 @dataclass
@@ -410,7 +470,10 @@ class _Evaluation:
         self.nonce = secrets.token_hex(16)
         self.max_frame = protocol.max_frame(limits.trace_bytes)
         self.workers: list[_Worker] = []
+        self.lines = 0  # the lines of the pool's zygote (the audit's), or 0: spare workers
         self.keep_actions = False
+        self.fast = False  # the sampled judge's run: workers hold their pairs' branch data and send action logs
+        self.graders: dict[int, kernels.LogGrader] = {}  # dataset index -> its compiled grader (fast runs)
         self.logs: dict[Key, list[int]] = {}  # (task, seed, question) -> its episode's actions, for the audit
         self.make_episode: Callable[[int, int, int], Episode] = self._replay_episode
         self.sel = selectors.DefaultSelector()
@@ -427,6 +490,14 @@ class _Evaluation:
             text += f" of {task.dataset.name} {dict(task.spec.config)}"
         return text
 
+    def most_repeated(self) -> int:
+        """Episodes of the question text that has the most (the audit's workers never run two of one text)."""
+        counts: dict[str, int] = {}
+        for task in self.tasks:
+            for q in task.questions:
+                counts[q.text] = counts.get(q.text, 0) + self.shuffles
+        return max(counts.values(), default=0)
+
     def execute(self, hidden: list[str]) -> list[Outcomes]:
         """Run every episode, each shuffle's questions on one of ``Limits.workers`` workers in turn."""
         outs = [t.out for t in self.tasks]
@@ -440,38 +511,40 @@ class _Evaluation:
         return outs
 
     @contextmanager
-    def pool(self, hidden: list[str], shares: list[list[Key]], zygote: bool = False) -> Iterator[None]:
+    def pool(self, hidden: list[str], shares: list[list[Key]], lines: int = 0) -> Iterator[None]:
         """Start one worker per share of episodes and hand it the job; on exit stop them all. Workers
-        are started spares (and the pool is topped up afterwards), or with ``zygote`` the children of
-        one fresh zygote (``sandbox_worker.zygote``), forked one after another as each finishes."""
+        are started spares (and the pool is topped up afterwards), or with ``lines`` the children of one fresh
+        zygote (``sandbox_worker.zygote``): worker i is on line i % lines, and each line forks its workers one
+        after another, as each finishes (worker i + lines after worker i)."""
         level = isolation()
         count = len(shares)
+        self.lines = lines
         run_dir = tempfile.mkdtemp(prefix="ttslab-sandbox-")
-        procs = [] if zygote else SPARES.take(count, level)
+        procs = [] if lines else SPARES.take(count, level)
         try:
-            if zygote:
+            if lines:
                 procs = _start_zygote(level, count)
             while len(procs) < count:
                 procs.append(_start_worker(level))
             pairs = enumerate(zip(shares, procs, strict=True))
-            self.workers = [_Worker(i, share, p, self.t0, queued=zygote and i > 0) for i, (share, p) in pairs]
-            if zygote:
-                for w, after in zip(self.workers, self.workers[1:], strict=False):
-                    w.successor = after
-            job = self._write_job(run_dir, level, hidden, zygote)
+            self.workers = [_Worker(i, share, p, self.t0, queued=i >= lines > 0) for i, (share, p) in pairs]
+            for w, after in zip(self.workers, self.workers[lines:], strict=False) if lines else ():
+                w.successor = after
+            job = self._write_job(run_dir, level, hidden, lines)
             for w in self.workers:
-                self._assign(w, f"{job} {w.index} {count}\n", run_dir, send=not zygote or w.index == 0)
+                self._assign(w, f"{job} {w.index} {count}\n", run_dir, send=w.index == 0 or not lines,
+                             zygote=lines > 0)
             yield
         finally:
             try:
                 self._stop(procs)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
-                if not zygote:
+                if not lines:
                     SPARES.refill(count, level)
 
     # -- start -----------------------------------------------------------------------------
-    def _write_job(self, run_dir: str, level: str, hidden: list[str], zygote: bool) -> str:
+    def _write_job(self, run_dir: str, level: str, hidden: list[str], lines: int) -> str:
         lim = self.limits
         drop = level == protocol.NAMESPACES and os.geteuid() == 0
         job = {
@@ -479,25 +552,29 @@ class _Evaluation:
             "configs": self.configs, "mode": self.mode, "traces": self.traces,
             "datasets": [[(q.text, q.probe_freq, q.n_branches) for q in questions]  # public facts only
                          for questions in self.datasets],
+            "fast": self.fast,  # the sampled judge's run: its pairs' branch data (never a gold answer)
+            "questions": self.datasets if self.fast else None,
             "tasks": [(t.data, t.config) for t in self.tasks],
             "lanes": LANES, "nonce": self.nonce,
             "isolation": level, "hidden": hidden, "scratch": run_dir,
             "uid": SANDBOX_UID if drop else None, "gid": SANDBOX_GID if drop else None,
             "limits": {**asdict(lim), "cpu_seconds": lim.cpu_seconds * len(self.tasks)},
-            "preload": preloads(self.spec.source) if zygote else [],
+            "zygote": lines > 0,  # the audit's: its workers are forked only when the parent says so
+            "preload": preloads(self.spec.source) if lines else [],
+            "lines": lines,  # line z of the zygote forks workers z, z + lines, ...
         }
         path = os.path.join(run_dir, "job.pickle")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
-    def _assign(self, w: _Worker, line: str, run_dir: str, send: bool = True) -> None:
+    def _assign(self, w: _Worker, line: str, run_dir: str, send: bool = True, zygote: bool = False) -> None:
         """Hand a started worker its job (``send``: write it the job line; a zygote's children share
         one); a spare that died while idle is replaced by a fresh one."""
         if w.proc.level == protocol.NO_NAMESPACES:
             os.mkdir(os.path.join(run_dir, f"w{w.index}"), 0o700)  # its scratch directory
         w.replies = _reply_fifo(os.path.join(run_dir, f"w{w.index}.replies"))
-        if send and not _send(w.proc, line) and w.proc.spare:
+        if send and not _send(w.proc, line, close=not zygote) and w.proc.spare:
             _discard(w.proc)
             w.proc = _start_worker(w.proc.level)
             _send(w.proc, line)
@@ -583,9 +660,12 @@ class _Evaluation:
             raise self._tampered(w, "a frame without the session key")
         kind = msg.get("k")
         w.since = time.monotonic()
-        if kind == "step" and w.loaded and type(msg.get("f")) is list:
+        if kind == "step" and w.loaded and not self.fast and type(msg.get("f")) is list:
             self._step(w, msg.get("r"), msg["f"])
             w.since = time.monotonic()  # the worker waited for the reply: its clock starts now (live runs generate)
+        elif kind == "eps" and w.loaded and self.fast and type(msg.get("f")) is list:
+            self._grade_logs(w, msg["f"])
+            self._answer(w, [])
         elif kind == "loaded" and not w.loaded:
             w.loaded = True
             self._reply(w, [])
@@ -605,6 +685,10 @@ class _Evaluation:
             replies = serve(w.running, unpack_requests(requests))
         except (KeyError, TypeError, ValueError):
             raise self._tampered(w, "a malformed request or one for an episode it was not running") from None
+        self._answer(w, replies)
+
+    def _answer(self, w: _Worker, replies: list[Any]) -> None:
+        """Reply to a step; a worker whose every episode is graded is finished (its zygote's next child starts)."""
         if w.graded == len(w.episodes):
             w.finished = True
             self.sel.unregister(w.proc.fd)
@@ -619,9 +703,12 @@ class _Evaluation:
             lane = w.free.pop()
             t, seed, qi = w.episodes[w.assigned]
             w.lanes[lane] = w.assigned
-            w.running[lane] = self.make_episode(t, seed, qi)
             w.assigned += 1
-            new.append((lane, t, qi))
+            if self.fast:  # the worker runs it on its own copy of the data
+                new.append((lane, t, qi, seed))
+            else:
+                w.running[lane] = self.make_episode(t, seed, qi)
+                new.append((lane, t, qi))
         data = pickle.dumps({"r": replies, "new": new}, protocol=pickle.HIGHEST_PROTOCOL)
         w.out += protocol.REPLY_HEADER.pack(len(data)) + data
         self._flush(w)
@@ -646,25 +733,76 @@ class _Evaluation:
 
     def _grade(self, w: _Worker, lane: int, answer: Any, trace: Any) -> None:
         """Record a finished episode: its answer from the worker, every figure from the parent's episode."""
+        ep = w.running.pop(lane)
+        self._record(w, lane, answer, trace, ep.actions, ep.total_tokens, ep.sequential_tokens)
+
+    def _grade_logs(self, w: _Worker, finished: list[Any]) -> None:
+        """Grade a fast worker's finished episodes: ``[lane, answer, trace, packed action log]`` each. Every
+        figure comes from the parent's own data under the episode rules (compiled, one call per dataset and
+        frame); a log those rules refuse (an honest worker's Episode records no refused action) voids the run."""
+        logs: list[tuple[int, Any, Any, list[int]]] = []
+        for item in finished:
+            if (type(item) is not list or len(item) != 4 or type(item[0]) is not int or item[0] not in w.lanes
+                    or any(item[0] == lane for lane, *_ in logs)):
+                raise self._tampered(w, "a report of an episode it was not running")
+            try:
+                actions = unpack_requests(item[3]) if type(item[3]) is str else None
+            except ValueError:
+                actions = None
+            if actions is None:
+                raise self._tampered(w, "an action log that is not packed integers", item[0])
+            logs.append((item[0], item[1], item[2], actions))
+        costs: dict[int, tuple[int, int] | None] = {}
+        by_data: dict[int, list[tuple[int, int, int, list[int]]]] = {}
+        for lane, _, _, actions in logs:
+            t, seed, qi = w.episodes[w.lanes[lane]]
+            by_data.setdefault(self.tasks[t].data, []).append((lane, qi, seed, actions))
+        for data, episodes in by_data.items():
+            got = self._grader(data).costs_many([(qi, seed, actions) for _, qi, seed, actions in episodes])
+            costs.update(zip((lane for lane, *_ in episodes), got, strict=True))
+        for lane, answer, trace, actions in logs:
+            if costs[lane] is None:
+                t, seed, qi = w.episodes[w.lanes[lane]]
+                why = self._refusal(self.tasks[t].questions[qi], seed, actions)
+                raise self._tampered(w, f"an action log the episode rules refuse ({why})", lane)
+            self._record(w, lane, answer, trace, actions, *costs[lane])
+
+    def _grader(self, data: int) -> kernels.LogGrader:
+        if data not in self.graders:
+            task = next(t for t in self.tasks if t.data == data)
+            self.graders[data] = kernels.LogGrader(task.dataset, self.shuffles, self.mode)
+        return self.graders[data]
+
+    def _refusal(self, rq: ReplayQuestion, seed: int, actions: list[int]) -> str:
+        """Why the episode rules refuse a log, in engine.replay's own words."""
+        try:
+            replay_actions(rq, shuffled_order(seed, rq.n_branches), actions, self.mode)
+        except (InvalidAction, IndexError, TypeError, ValueError) as exc:
+            return str(exc)[:200]
+        return "refused by the compiled grader"
+
+    def _record(self, w: _Worker, lane: int, answer: Any, trace: Any, actions: list[int], total: int,
+                sequential: int) -> None:
+        """Record a finished episode: its answer (checked) and trace from the worker, the figures the parent
+        counted, and free its lane."""
         key = w.episodes[w.lanes[lane]]
         t, seed, qi = key
         out = self.tasks[t].out
-        ep = w.running[lane]
         if answer is not None and type(answer) is not str:
             raise self._tampered(w, "an answer that is not a string", lane)
         if answer is not None and len(answer) > self.limits.answer_chars:
             raise self._error(w, "answer", "controller returned an answer of {n} characters {where}; the limit "
                               "is {limit}", lane=lane, n=len(answer), limit=self.limits.answer_chars)
         out.answers[seed][qi] = answer
-        out.total_tokens[seed, qi] = ep.total_tokens
-        out.sequential_tokens[seed, qi] = ep.sequential_tokens
-        out.n_actions[seed, qi] = len(ep.actions)
-        self.logs[key] = ep.actions
+        out.total_tokens[seed, qi] = total
+        out.sequential_tokens[seed, qi] = sequential
+        out.n_actions[seed, qi] = len(actions)
+        self.logs[key] = actions
         if self.keep_actions or self.traces:
-            out.actions[(seed, qi)] = list(ep.actions)
+            out.actions[(seed, qi)] = list(actions)
         if self.traces:
-            out.traces[(seed, qi)] = self._trace(w, lane, trace, self.tasks[t].questions[qi], ep.actions, seed)
-        del w.lanes[lane], w.running[lane]
+            out.traces[(seed, qi)] = self._trace(w, lane, trace, self.tasks[t].questions[qi], actions, seed)
+        del w.lanes[lane]
         w.free.append(lane)
         w.graded += 1
         self.done += 1
@@ -771,7 +909,8 @@ def _start_worker(level: str, spare: bool = False) -> _Proc:
 
 def _start_zygote(level: str, children: int) -> list[_Proc]:
     """Start the audit's zygote (``sandbox_worker.zygote``): one process that will fork ``children``
-    workers one after another, each with its own frame pipe; one ``_Proc`` per child, sharing the process."""
+    workers (on its lines, each line's one after another), each with its own frame pipe; one ``_Proc`` per
+    child, sharing the process."""
     return _spawn(level, children, False)
 
 
@@ -815,10 +954,13 @@ def _reply_fifo(path: str) -> int:
     return fd
 
 
-def _send(proc: _Proc, line: str) -> bool:
+def _send(proc: _Proc, line: str, close: bool = True) -> bool:
+    """Write ``line`` to the worker's stdin, then close it unless more is to come (a zygote's go-aheads)."""
     try:
         proc.popen.stdin.write(line.encode())
-        proc.popen.stdin.close()
+        proc.popen.stdin.flush()
+        if close:
+            proc.popen.stdin.close()
         return True
     except OSError:
         return False

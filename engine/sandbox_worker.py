@@ -52,8 +52,12 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4
 # clear them; atime flags are kept by the kernel when a remount names none)
 KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 38, 23, 24
-CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, X32_SYSCALL_BIT = 0x7FFF0000, 0x00050000, 0x40000000
+# machine -> (AUDIT_ARCH of its native ABI, numbers of add_key, request_key, keyctl)
+KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
 
 
 def max_frame(trace_bytes: int) -> int:
@@ -196,12 +200,41 @@ def confine(job: dict[str, Any], index: int) -> str:
     # After the uid drop: RLIMIT_NPROC counts the processes of the (unprivileged) uid.
     resource.setrlimit(resource.RLIMIT_NPROC, (lim["max_processes"],) * 2)
     _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _deny_keyrings()
     if namespaces:
         _drop_capabilities()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file is an OSError, not a kill
     signal.signal(signal.SIGXCPU, _on_xcpu)
     signal.signal(signal.SIGALRM, _on_alarm)
     return scratch
+
+
+def _deny_keyrings() -> None:
+    """A seccomp filter: ``add_key``, ``request_key`` and ``keyctl`` fail with EPERM, and so does any system
+    call of another ABI (i386 or x32 calls on x86_64, which would reach them under other numbers). The
+    kernel's user keyring is shared by every process of one uid (every worker as ``nobody`` in the root
+    layer, every child of one zygote in the user layer), past every namespace: without this, a worker could
+    leave data there for a later worker or audit child. Needs no_new_privs (set just before)."""
+    import ctypes
+    import platform
+
+    arch, numbers = KEYRING_SYSCALLS.get(platform.machine(), (None, ()))
+    if arch is None:  # (no filter on an unknown architecture: docs/sandbox.md says so)
+        return
+    deny = 8 - 1  # the index of the deny instruction, less one: jumps count from the next instruction
+    program = [(0x20, 0, 0, 4),  # load seccomp_data.arch
+               (0x15, 0, deny - 1, arch),  # another ABI: deny
+               (0x20, 0, 0, 0),  # load seccomp_data.nr
+               (0x35, deny - 3, 0, X32_SYSCALL_BIT),  # an x32 call: deny
+               *((0x15, deny - 4 - i, 0, nr) for i, nr in enumerate(numbers)),  # a keyring call: deny
+               (0x06, 0, 0, SECCOMP_RET_ALLOW),
+               (0x06, 0, 0, SECCOMP_RET_ERRNO | 1)]  # EPERM
+    filters = (ctypes.c_uint64 * len(program))(
+        *(code | jt << 16 | jf << 24 | k << 32 for code, jt, jf, k in program))
+    prog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(filters))
+    if _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(prog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: {os.strerror(err)}")
 
 
 def _drop_bounding_set() -> None:
@@ -658,8 +691,65 @@ class Lanes:
         return report
 
 
+class Sequential:
+    """The sampled judge's fast run: the episodes the parent assigns, one after another, each on a local
+    ``engine.replay.Episode`` over this worker's copy of its pairs' branch data (the job's ``questions``).
+
+    Its reports (answer, packed action log, trace) go to the parent a share of the lanes at a time; the
+    parent grades each log on its own data and replies with new episodes for the freed lanes, so a reply
+    is in flight while the worker runs the episodes it still holds. Nothing it reports is trusted: the
+    parent counts every figure, and the audit re-runs a sample in strict workers (docs/sandbox.md)."""
+
+    def __init__(self, runner: Runner, controllers: list[Any], chan: Channel):
+        from engine.sandbox_episodes import LANES, pack_requests
+
+        self.runner, self.controllers, self.chan = runner, controllers, chan
+        self.pack = pack_requests
+        self.questions = runner.job["questions"]  # per dataset, its ReplayQuestions (no gold answers)
+        self.tasks = runner.job["tasks"]
+        self.seconds = runner.job["limits"]["episode_seconds"]
+        self.batch = LANES // STEPS_IN_FLIGHT
+
+    def run(self) -> None:
+        queue = deque(self.chan.receive()["new"])
+        finished: list[list[Any]] = []
+        unanswered = size = 0  # reports sent and not answered yet; characters in ``finished``
+        sent = time.monotonic()
+        while queue or finished or unanswered:
+            if queue:
+                report = self._episode(*queue.popleft())
+                finished.append(report)
+                size += len(report[3] or "") + len(report[2] or "")
+                if len(finished) < self.batch and size < FRAME_SLACK // 2 and time.monotonic() - sent < STEP_SECONDS:
+                    continue
+            if finished:
+                self.chan.send({"k": "eps", "f": finished})
+                finished, size, unanswered, sent = [], 0, unanswered + 1, time.monotonic()
+            if not queue and unanswered:
+                queue.extend(self.chan.receive()["new"])
+                unanswered -= 1
+
+    def _episode(self, lane: int, task: int, qi: int, seed: int) -> list[Any]:
+        from engine.replay import Episode, shuffled_order
+
+        data, config = self.tasks[task]
+        rq = self.questions[data][qi]
+        ep = Episode(rq, shuffled_order(seed, rq.n_branches), self.runner.job["mode"])
+        try:
+            answer, trace = self.runner.guarded(self.seconds, self.runner.episode, self.controllers[config], ep)
+        except _Report as report:
+            report.lane = lane
+            raise
+        try:
+            log = self.pack(list(ep.actions))
+        except Exception:  # the controller replaced its episode's log: the parent voids the run
+            log = None
+        return [lane, answer, trace, log]
+
+
 def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
-    """Confine, load the controller once per lane, run the episodes the parent assigns."""
+    """Confine, load the controller (once per lane; once in all for a fast run), run the episodes the parent
+    assigns."""
     import linecache
 
     import greenlet  # noqa: F401 - imported before confinement
@@ -674,18 +764,22 @@ def run(job: dict[str, Any], index: int, count: int, chan: Channel) -> None:
     output = CappedOutput(lim["output_bytes"])
     sys.stdout = sys.stderr = output
     runner = Runner(job, output)
-    controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, job["lanes"])
+    controllers = runner.guarded(lim["startup_seconds"], runner.load_lanes, 1 if job["fast"] else job["lanes"])
     chan.send({"k": "loaded"})
     try:
-        Lanes(runner, controllers, chan).run()
+        if job["fast"]:
+            Sequential(runner, [instances[0] for instances in controllers], chan).run()
+        else:
+            Lanes(runner, controllers, chan).run()
     except _Report:
         raise
     except BaseException as exc:  # a limit signal that landed between episodes
         raise runner.classify(exc) from None
 
 
-def wait_for_job() -> tuple[str, int, int] | None:
-    """Import what every episode needs (while idle), then block until the parent sends a job."""
+def wait_for_job() -> tuple[str, int, int, int] | None:
+    """Import what every episode needs (while idle), then block until the parent sends a job: (its path,
+    index, count, and a descriptor of stdin, on which the parent tells a zygote how many children to fork)."""
     import ctypes  # noqa: F401 - trusted imports, before confinement
     import linecache  # noqa: F401
     import resource  # noqa: F401
@@ -693,24 +787,29 @@ def wait_for_job() -> tuple[str, int, int] | None:
     from engine import replay  # noqa: F401
     from engine.controllers import loader  # noqa: F401
 
-    line = sys.stdin.buffer.readline()  # EOF: the parent is gone or closed its pool of spares
+    line = _read_line(0)  # (EOF: the parent is gone or closed its pool of spares)
+    more = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     if not line.strip():
         return None
-    job_path, index, count = line.decode().split()
-    return job_path, int(index), int(count)
+    job_path, index, count = line.split()
+    return job_path, int(index), int(count), more
 
 
-def zygote(job: dict[str, Any], first: int, fds: list[int]) -> tuple[int, int]:
+def zygote(job: dict[str, Any], first: int, fds: list[int], control: int) -> tuple[int, int]:
     """The audit's worker: import the allow-listed modules the controller names (trusted library code,
-    no user code), then fork one child per audited episode, one after another, each once the previous
-    one has exited. Returns (its index, its frame pipe) in each child; the zygote itself exits here.
+    no user code) while the run goes on, then, when the parent says how many workers each line needs (one
+    line of text on ``control``, after the run and its draw), fork the lines: line z forks workers first + z,
+    first + z + lines, ... one after another, each once the previous one has exited. Returns (its index, its
+    frame pipe) in each worker; the zygote and its lines exit here.
 
-    A child shares nothing with its siblings: none runs while another does, each gets its own mount
-    and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe, and
-    the zygote never ran user code nor held episode data, so what it hands on is what a fresh worker has."""
+    A worker shares nothing with the others: none runs while another of its line does, each gets its own
+    mount and IPC namespaces (its private /tmp and SysV segments die with it) and holds only its own pipe,
+    each line has its own PID and network namespaces (so workers of two lines, which do run at once, cannot
+    see, signal or connect to each other), and the zygote never ran user code nor held episode data, so what
+    it hands on is what a fresh worker has."""
     import importlib
 
     for name in job["preload"]:
@@ -718,17 +817,60 @@ def zygote(job: dict[str, Any], first: int, fds: list[int]) -> tuple[int, int]:
             importlib.import_module(name)
         except Exception:  # (the child's own import reports a real failure, in its place)
             continue
+    needed = [int(n) for n in _read_line(control).split()]  # (EOF: nothing needed, the parent has gone)
+    os.close(control)
+    lines = job["lines"]
+    namespaces = job["isolation"] in (NAMESPACES, USER_NAMESPACES)
+    forked = []
+    for z, n in enumerate(needed[:lines]):
+        mine = fds[z::lines][:n]
+        if not mine:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            for fd in set(fds) - set(mine):
+                os.close(fd)
+            if namespaces:  # a PID namespace applies to the children of the caller: its first one is the line
+                if _libc().unshare(CLONE_NEWPID | CLONE_NEWNET):
+                    raise OSError("unshare of an audit line's PID and network namespaces failed")
+                _wait_and_exit(os.fork())
+            return _line(job, first + z, lines, mine, namespaces)
+        forked.append(pid)
+    for fd in fds:
+        os.close(fd)
+    for pid in forked:
+        os.waitpid(pid, 0)
+    os._exit(0)
+
+
+def _line(job: dict[str, Any], first: int, stride: int, fds: list[int], namespaces: bool) -> tuple[int, int]:
+    """One line of the audit's zygote: fork a worker per pipe, one after another; (index, pipe) in each."""
     for i, fd in enumerate(fds):
         pid = os.fork()
         if pid == 0:
-            for later in fds[i + 1:]:  # (the earlier ones the zygote has closed)
+            for later in fds[i + 1:]:  # (the earlier ones the line has closed)
                 os.close(later)
-            if job["isolation"] in (NAMESPACES, USER_NAMESPACES) and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
-                raise OSError("unshare of the audit child's mount and IPC namespaces failed")
-            return first + i, fd
+            if namespaces and _libc().unshare(CLONE_NEWNS | CLONE_NEWIPC):
+                raise OSError("unshare of the audit worker's mount and IPC namespaces failed")
+            return first + i * stride, fd
         os.close(fd)
         os.waitpid(pid, 0)
     os._exit(0)
+
+
+def _wait_and_exit(pid: int) -> None:
+    """In the parent of a fork: wait for the child, then exit (no atexit handlers); in the child: return."""
+    if pid:
+        os.waitpid(pid, 0)
+        os._exit(0)
+
+
+def _read_line(fd: int) -> str:
+    """One line from ``fd``, read a byte at a time (unbuffered: what follows stays in the pipe)."""
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(fd, 1)):
+        line += byte
+    return line.decode()
 
 
 def main(argv: list[str]) -> None:
@@ -738,10 +880,14 @@ def main(argv: list[str]) -> None:
         task = wait_for_job()
         if task is None:
             return
-        job_path, index, count = task
+        job_path, index, count, control = task
         with open(job_path, "rb") as f:
             job = pickle.load(f)
-        index, fd = zygote(job, index, fds) if len(fds) > 1 else (index, fds[0])
+        if job["zygote"]:
+            index, fd = zygote(job, index, fds, control)
+        else:
+            os.close(control)
+            fd = fds[0]
         # Before confinement; not blocking on a parent that is gone (then the first read gives EOF).
         replies = os.open(os.path.join(job["scratch"], f"w{index}.replies"), os.O_RDONLY | os.O_NONBLOCK)
         os.set_blocking(replies, True)

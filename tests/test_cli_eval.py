@@ -59,6 +59,23 @@ def test_reference_format_file_runs_with_beta(db: Path) -> None:
     assert (mine["accuracy"], mine["avg_total_tokens"]) == (ref["accuracy"], ref["avg_total_tokens"])
 
 
+@pytest.mark.parametrize("judge", ["strict", "sampled"])
+def test_a_sandboxed_file_gives_the_builtin_figures_under_either_judge(db: Path, judge: str) -> None:
+    """--judge picks the sandbox's judge for a controller file; 20 shuffles (600 episodes, more than the
+    audit's 300) run sampled when asked, and either judge gives the built-in's figures; a judge that does
+    not exist is a usage error."""
+    args = ("eval", "--dataset", "Qwen3-8B/aime24", "--controller-file", EXAMPLE, "--beta", "0.5",
+            "--shuffles", "20", "--json", "--no-cache")
+    done = cli(*args, "--judge", judge, db=db)
+    builtin = cli("eval", "--dataset", "Qwen3-8B/aime24", "--controller", "cmc", "--beta", "0.5",
+                  "--shuffles", "20", "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    mine, ref = json.loads(done.stdout), json.loads(builtin.stdout)
+    assert (mine["accuracy"], mine["avg_total_tokens"]) == (ref["accuracy"], ref["avg_total_tokens"])
+    wrong = cli(*args, "--judge", "lenient", db=db)
+    assert wrong.returncode == 2 and "invalid choice: 'lenient'" in wrong.stderr
+
+
 def test_failing_controller_file_points_at_its_line(db: Path, tmp_path: Path) -> None:
     """A controller that raises: exit 2, the user's file and line, no engine stack dump."""
     bad = tmp_path / "bad.py"

@@ -2,9 +2,11 @@
 
 Hostile controllers search everything they can reach (attributes, slots, gc referents, frames,
 closures, the engine's modules, raw memory through numpy and ctypes) for branch data. Each runs
-twice: trusted in this process (the control: there the question object holds every branch, so the
-search must succeed, or the test proves nothing) and sandboxed, where every marker it finds must be
-one that some action of the evaluation revealed, and so was charged for.
+trusted in this process (the control: there the question object holds every branch, so the search
+must succeed, or the test proves nothing) and sandboxed under both judges: the strict judge, where
+every marker it finds must be one that some action of the evaluation revealed, and so was charged
+for; and the sampled judge (the worker holds its pairs' branch data, the audit re-runs a sample
+strictly), where the run is refused or, again, holds only what was paid for.
 
 Data: a synthetic dataset whose every probe and final answer is a unique marker string, so a
 search that finds data cannot mistake it for anything else; and the real Qwen3-8B/aime24 file.
@@ -14,13 +16,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import platform
 import re
 import uuid
+import zlib
 from functools import cache
 
 import numpy as np
 import pytest
 
+from engine import sandbox
 from engine.dataset import Branch, Dataset, Question
 from engine.evaluate import ControllerSpec, evaluate, result_key, run_python
 from engine.formats.autotts import load_autotts_file
@@ -35,6 +40,9 @@ TOKEN = uuid.uuid4().hex
 MARKER = re.compile(rf"[PF]-{TOKEN}-q\d+-b\d+(?:-k\d+)?")
 LIMITS = Limits(episode_seconds=30, startup_seconds=30, evaluation_seconds=240, workers=2)
 NO_AUDIT = dataclasses.replace(LIMITS, audit_episodes=0)  # the first layer alone: no unrevealed data in the worker
+# Both judges with a small audit, as the tests force: the sampled one runs fast whenever a run has more episodes.
+JUDGES = {"strict": dataclasses.replace(LIMITS, judge="strict", audit_episodes=8),
+          "sampled": dataclasses.replace(LIMITS, audit_episodes=2)}
 N_BRANCHES, N_PROBES = 8, 3
 EXAMPLES = PROJECT_ROOT / "examples" / "controllers"
 REFERENCE = PROJECT_ROOT.parent / "shared" / "docs" / "reference"
@@ -209,10 +217,13 @@ def found_markers(answers: list[list[str | None]]) -> set[str]:
 @pytest.mark.filterwarnings("ignore")  # the in-process control pokes at every object of pytest's process
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_hostile_controller_finds_only_what_was_paid_for(route: str, tmp_path) -> None:
-    """Trusted, the search finds unrevealed answers (finals, later probes); sandboxed, every marker it
-    finds was revealed by an action of the evaluation, and the costs are those of its actions. (As in
-    the server, the dataset is loaded through the store, so the engine's own cache holds it here. The
-    audit is off: it would refuse the routes that find what other episodes in flight revealed.)"""
+    """Trusted, the search finds unrevealed answers (finals, later probes); under the strict judge, every
+    marker it finds was revealed by an action of the evaluation, and the costs are those of its actions.
+    (As in the server, the dataset is loaded through the store, so the engine's own cache holds it here.
+    The audit is off: it would refuse the routes that find what other episodes in flight revealed.)
+    Under the sampled judge the fast worker holds the branch data, so the search finds unpaid markers
+    there too, and the audit (one episode, forced) refuses the run; a route that found nothing unpaid
+    may pass, holding only what was paid for."""
     store = Store(tmp_path / "judge.duckdb")
     store.import_dataset(markers())
     ds, shuffles = store.load_dataset(markers().name), 2
@@ -222,6 +233,13 @@ def test_a_hostile_controller_finds_only_what_was_paid_for(route: str, tmp_path)
     out = run_sandboxed(ds, hunter(route), shuffles=shuffles, limits=NO_AUDIT)
     assert found_markers(out.answers) <= paid
     assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
+    try:
+        out = run_sandboxed(ds, hunter(route), shuffles=shuffles, limits=JUDGES["sampled"], audit=[(1, 1)])
+    except SandboxError as exc:
+        assert exc.kind == "audit" and (exc.shuffle, exc.question) == (1, 1), str(exc)
+    else:
+        assert found_markers(out.answers) <= paid, f"the {route} search passed the audit with unpaid data"
+        assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
 
 
 PEEK = '''
@@ -248,14 +266,66 @@ class OptimalController(LLMDesignedMethod):
 '''
 
 
-def test_the_peek_controller_gets_nothing_sandboxed() -> None:
-    """The issue's example: majority of all 128 finals at zero cost works in process (the control),
-    and sandboxed it finds nothing: no answer, no accuracy, no cost."""
+def test_the_peek_controller_gets_nothing_sandboxed(tmp_path) -> None:
+    """The issue's example: majority of all 128 finals at zero cost works in process (the control);
+    under the strict judge it finds nothing (no answer, no accuracy, no cost); under the sampled judge
+    it finds the data in the fast run, and the audit, re-running an episode strictly, refuses the run
+    with one line and nothing is cached."""
     ds = real("Qwen3-8B/aime24")
     spec = ControllerSpec.from_source(PEEK, filename="peek.py")
     assert evaluate(ds, spec, shuffles=2, trusted=True).accuracy == 80.0
-    sandboxed = evaluate(ds, spec, shuffles=2, limits=LIMITS)
+    sandboxed = evaluate(ds, spec, shuffles=2, limits=JUDGES["strict"])
     assert (sandboxed.accuracy, sandboxed.avg_total_tokens) == (0.0, 0.0)
+    store = Store(tmp_path / "judge.duckdb")
+    with pytest.raises(SandboxError) as info:
+        evaluate(ds, spec, shuffles=2, store=store, limits=JUDGES["sampled"])
+    assert info.value.kind == "audit" and "\n" not in str(info.value)
+    assert "gave a different answer" in str(info.value)
+    assert store.get_result(result_key(ds, spec, 2, "compat")) is None
+
+
+CHAMELEON = PEEK.replace("class OptimalController", "class Chameleon").replace(
+    """        return None
+""", """        finals = [question.get_new_branch_final_answer() for _ in range(4)]  # no data in reach: honest SC@4
+        return Counter(finals).most_common(1)[0][0]
+""")
+
+
+def test_a_cheater_that_is_honest_when_it_sees_no_data_is_caught() -> None:
+    """A controller that peeks when the data is in reach and plays honest SC@4 when it is not (as in the
+    audit's strict workers, or under the strict judge): strict, it is exactly SC@4; sampled, its run
+    peeks everywhere, and the audited episode, honest alone, differs in actions: refused."""
+    ds = real("Qwen3-0.6B/hmmt25")
+    spec = ControllerSpec.from_source(CHAMELEON, filename="chameleon.py")
+    honest = run_python(ds, ControllerSpec.builtin("sc", {"k": 4}).build(), shuffles=2)
+    strict = run_sandboxed(ds, spec, shuffles=2, limits=JUDGES["strict"])
+    assert strict.answers == honest.answers and np.array_equal(strict.total_tokens, honest.total_tokens)
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(ds, spec, shuffles=2, limits=JUDGES["sampled"], audit=[(1, 7)])
+    assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == (1, 7)
+    assert "(0 actions, 0 tokens in the run; 4 actions" in str(info.value)
+
+
+RARE = CHAMELEON.replace("class Chameleon", "class Rare").replace(
+    "    def solve(self, question):\n", """    def solve(self, question):
+        if zlib.crc32(question.question.encode()) % 8:  # honest SC@4 on 7 questions in 8, peeks on the rest
+            finals = [question.get_new_branch_final_answer() for _ in range(4)]
+            return Counter(finals).most_common(1)[0][0]
+""").replace("import gc\n", "import gc\nimport zlib\n")
+
+
+def test_cheating_on_a_small_fraction_of_episodes_is_caught_by_the_random_draw() -> None:
+    """A controller peeking only on the questions whose text hashes to 0 mod 8 (here 3 of 30 questions,
+    10 % of the episodes) against the sampled judge's default audit, drawn at random after the run
+    (300 of 600 episodes): a run passes only if no peeking episode is drawn, which never happens here
+    (probability below 10^-10); the run is refused at a peeking episode."""
+    ds = real("Qwen3-0.6B/hmmt25")
+    peeking = [qi for qi, q in enumerate(ds.questions) if zlib.crc32(q.text.encode()) % 8 == 0]
+    assert 0 < len(peeking) <= 6
+    spec = ControllerSpec.from_source(RARE, filename="rare.py")
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(ds, spec, shuffles=20, limits=LIMITS)
+    assert info.value.kind == "audit" and info.value.question in peeking
 
 
 # -- exactness: honest controllers' figures do not change ------------------------------------------------
@@ -273,28 +343,37 @@ PAPER_SETTINGS = [("sc", {"k": 64}), ("asc", {"max_samples": 64, "threshold": 0.
                                       "probe_burst": 1, "max_steps": 100})]
 
 
+def assert_same(got, want) -> None:
+    """Episode by episode: answers, total and sequential tokens, action counts."""
+    assert got.answers == want.answers
+    for field in ("total_tokens", "sequential_tokens", "n_actions"):
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+
+
 @pytest.mark.parametrize("dataset", ["Qwen3-8B/aime24", "Qwen3-1.7B/hmmt25"])
 @pytest.mark.parametrize(("name", "config"), PAPER_SETTINGS, ids=lambda v: str(v))
 def test_reference_settings_give_the_compiled_figures_sandboxed(dataset: str, name: str, config: dict) -> None:
     """Every Table 1 setting, its Python twin run sandboxed, gives the compiled built-in's figures
-    episode by episode (answers, total and sequential tokens, action counts), in both modes."""
+    episode by episode (answers, total and sequential tokens, action counts), in both modes, under
+    both judges."""
     ds, shuffles = real(dataset), 4
     compiled = ControllerSpec.builtin(name, config)
     twin = ControllerSpec.from_source(builtin_as_source(name), config=compiled.config)
     for mode in ("compat", "strict"):
         want = run_python(ds, compiled.build(), shuffles=shuffles, mode=mode)
-        got = run_sandboxed(ds, twin, shuffles=shuffles, mode=mode, limits=LIMITS)
-        assert got.answers == want.answers
-        for field in ("total_tokens", "sequential_tokens", "n_actions"):
-            assert np.array_equal(getattr(got, field), getattr(want, field)), field
+        for limits in JUDGES.values():
+            assert_same(run_sandboxed(ds, twin, shuffles=shuffles, mode=mode, limits=limits), want)
 
 
-def test_a_table1_cell_reproduces_sandboxed() -> None:
+@pytest.mark.parametrize("judge", JUDGES)
+def test_a_table1_cell_reproduces_sandboxed(judge: str) -> None:
     """A reference-format file, sandboxed over the reference's 100 shuffles, gives the paper's Table 1
-    cell (SC@64 on Qwen3-8B/aime24: 80.4 %, 910.8k tokens) and exactly the compiled built-in's figures."""
+    cell (SC@64 on Qwen3-8B/aime24: 80.4 %, 910.8k tokens) and exactly the compiled built-in's figures,
+    under either judge (the sampled one with its default audit of 300 episodes)."""
     ds = real("Qwen3-8B/aime24")
     spec = ControllerSpec.from_source((EXAMPLES / "sc_reference_style.py").read_text(), config={"k": 64})
-    result = evaluate(ds, spec, shuffles=100, limits=LIMITS)
+    limits = dataclasses.replace(LIMITS, judge=judge)
+    result = evaluate(ds, spec, shuffles=100, limits=limits)
     with open(REFERENCE / "paper_table1.csv") as f:
         row = next(r for r in csv.DictReader(f) if (r["model"], r["benchmark"], r["method"]) == ("Qwen3-8B", "aime24",
                                                                                                "sc64"))
@@ -331,23 +410,57 @@ class Edges(LLMDesignedMethod):
     for mode, refusal in (("compat", "IndexError: probe_more(-1): branch index out of range (0 open)"),
                           ("strict", "InvalidAction: probe_more(-1) advances an unopened branch (0 open)")):
         want = run_python(ds, spec.build(), shuffles=2, mode=mode)
-        got = run_sandboxed(ds, spec, shuffles=2, mode=mode, limits=LIMITS)
-        assert got.answers == want.answers
-        assert np.array_equal(got.total_tokens, want.total_tokens)
-        assert np.array_equal(got.sequential_tokens, want.sequential_tokens)
-        assert refusal in got.answers[0][0] and "all 8 branches are" in got.answers[0][0]
+        for limits in JUDGES.values():  # (refused actions are not charged, nor logged, by either)
+            got = run_sandboxed(ds, spec, shuffles=2, mode=mode, limits=limits)
+            assert_same(got, want)
+            assert refusal in got.answers[0][0] and "all 8 branches are" in got.answers[0][0]
 
 
 # -- what the worker can still do: lie about its own bookkeeping, or break its channel -------------------------
 def test_editing_the_local_action_log_changes_no_figure() -> None:
     """The question's action log and token counter are the worker's copies: editing them changes
-    nothing the parent reports (it counts on its own episode)."""
+    nothing the strict judge reports (it counts on its own episode). The sampled judge grades the log
+    the fast worker sends by its own rules: one they refuse voids the run (an honest Episode logs no
+    refused action), with one line naming the episode and the rule."""
     source = ("class Editor(LLMDesignedMethod):\n    def solve(self, question):\n"
               "        answer, index, finished = question.probe_new()\n"
               "        question.actions.clear()\n        question.actions.append(90)\n"
               "        question.total_tokens = 0\n        return answer\n")
-    out = run_sandboxed(markers(), ControllerSpec.from_source(source), shuffles=2, limits=LIMITS)
+    spec = ControllerSpec.from_source(source)
+    out = run_sandboxed(markers(), spec, shuffles=2, limits=JUDGES["strict"])
     assert (out.total_tokens == 500).all() and (out.n_actions == 1).all()
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(markers(), spec, shuffles=2, limits=JUDGES["sampled"])
+    assert info.value.kind == "protocol" and "\n" not in str(info.value)
+    assert re.match(r"the sandbox's result channel received an action log the episode rules refuse \(probe_more\(90\): "
+                    r"branch index out of range \(0 open\)\) at question \d, shuffle \d; ", str(info.value))
+
+
+FORGER = '''
+from collections import Counter
+
+
+class Forger(LLMDesignedMethod):
+    """Reads every branch, then rewrites its episode's log to a single probe: 1/16 of the cost, if believed."""
+
+    def solve(self, question):
+        finals = [question.get_new_branch_final_answer() for _ in range(question.n_branches)]
+        question.actions[:] = [-1]
+        return Counter(finals).most_common(1)[0][0]
+'''
+
+
+def test_a_forged_action_log_is_charged_by_the_parent_and_refused_by_the_audit() -> None:
+    """Under the sampled judge a forged log that the rules accept is charged what the parent's own data
+    says it costs (one probe: 500 tokens, not the 16,000 the reads cost), and the audited episode, re-run
+    strictly, shows the real actions: the run is refused. The strict judge never reads the worker's log."""
+    spec = ControllerSpec.from_source(FORGER, filename="forger.py")
+    strict = run_sandboxed(markers(), spec, shuffles=2, limits=JUDGES["strict"])
+    assert (strict.total_tokens == 16_000).all() and (strict.n_actions == 8).all()
+    with pytest.raises(SandboxError) as info:
+        run_sandboxed(markers(), spec, shuffles=2, limits=JUDGES["sampled"], audit=[(0, 1)])
+    assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == (0, 1)
+    assert "(1 actions, 500 tokens in the run; 8 actions, 16,000 tokens alone)" in str(info.value)
 
 
 def test_hijacking_the_scheduler_voids_the_run_and_nothing_is_cached(tmp_path) -> None:
@@ -368,14 +481,16 @@ def test_hijacking_the_scheduler_voids_the_run_and_nothing_is_cached(tmp_path) -
 
 
 def test_many_episodes_in_flight_keep_their_own_controller_instance() -> None:
-    """Episodes run concurrently in a worker, each on its own instance: per-instance state (here a
-    trace that solve() resets) is never mixed between episodes, and traces match in-process ones."""
+    """Episodes run concurrently in a strict worker, each on its own instance: per-instance state (here a
+    trace that solve() resets) is never mixed between episodes, and traces match in-process ones, under
+    the sampled judge's fast run (one instance, episodes one after another) too."""
     ds = markers()
     spec = ControllerSpec.from_source((EXAMPLES / "cmc_reference_style.py").read_text(), config={"beta": 1.0},
                                       filename="cmc.py")
     want = run_python(ds, spec.build(), shuffles=6, traces=True, filename="cmc.py")
-    got = run_sandboxed(ds, spec, shuffles=6, traces=True, limits=LIMITS)
-    assert got.answers == want.answers and got.traces == want.traces
+    for limits in JUDGES.values():
+        got = run_sandboxed(ds, spec, shuffles=6, traces=True, limits=limits)
+        assert got.answers == want.answers and got.traces == want.traces
 
 
 # -- memory across episodes: the audit re-runs random episodes alone ------------------------------------
@@ -414,10 +529,12 @@ class Sometimes(LLMDesignedMethod):
 '''
 
 
-def test_a_memoriser_is_refused_by_the_audit_and_nothing_is_cached(tmp_path) -> None:
+@pytest.mark.parametrize("judge", JUDGES)
+def test_a_memoriser_is_refused_by_the_audit_and_nothing_is_cached(judge: str, tmp_path) -> None:
     """In process, paying once per question and remembering gives majority-of-128 accuracy at about 1/100
-    of its cost; sandboxed, the audit re-runs random episodes alone, sees them pay in full, and refuses
-    the run with one line naming the episode; evaluate() stores nothing."""
+    of its cost; sandboxed, the audit re-runs random episodes without the other episodes of their question
+    (the sampled judge's default audit: 300 of the 3,000), sees them pay in full, and refuses the run with
+    one line naming the episode; evaluate() stores nothing."""
     ds = real("Qwen3-8B/aime24")
     spec = ControllerSpec.from_source(MEMORISER, filename="memoriser.py")
     full_read = np.mean([sum(b.tokens for b in q.branches) for q in ds.questions])
@@ -425,23 +542,25 @@ def test_a_memoriser_is_refused_by_the_audit_and_nothing_is_cached(tmp_path) -> 
     assert trusted.accuracy >= 75.0 and trusted.avg_total_tokens < full_read / 50
     store = Store(tmp_path / "judge.duckdb")
     with pytest.raises(SandboxError) as info:
-        evaluate(ds, spec, shuffles=100, store=store, limits=LIMITS)
+        evaluate(ds, spec, shuffles=100, store=store, limits=JUDGES["strict"] if judge == "strict" else LIMITS)
     message = str(info.value)
     assert info.value.kind == "audit" and "\n" not in message
     where = f"question {info.value.question}, shuffle {info.value.shuffle}"
-    assert re.match(rf"audit failed at {where}: re-run alone in a fresh worker, the episode gave different actions "
-                    r"\(0 actions, 0 tokens in the run; 128 actions, [\d,]+ tokens alone\); the controller's result "
-                    r"depends on other episodes", message), message
+    assert re.match(rf"audit failed at {where}: re-run in a fresh worker holding only its own replies, the episode "
+                    r"gave different actions \(0 actions, 0 tokens in the run; 128 actions, [\d,]+ tokens alone\); "
+                    r"the controller's result depends on more than what the episode paid for", message), message
     assert store.get_result(result_key(ds, spec, 100, "compat")) is None
 
 
-def test_a_controller_that_cheats_in_half_the_episodes_is_caught() -> None:
-    """The audit draws 8 episodes; a controller that cheats in about half of them passes only if all 8
-    are honest ones (probability 1/256). The sample is forced here, from late episodes (their worker's
+@pytest.mark.parametrize("judge", JUDGES)
+def test_a_controller_that_cheats_in_half_the_episodes_is_caught(judge: str) -> None:
+    """An audit of 8 episodes passes a controller that cheats in about half of them only if all 8 are
+    honest ones (probability 1/256). The sample is forced here, from late episodes (their worker's
     memory holds both questions by then): one with a cheat is refused at the first cheating episode,
     one of honest episodes only passes although the run cheated, which is what the odds are about."""
     ds, shuffles = markers(), 200
     spec = ControllerSpec.from_source(SOMETIMES, filename="sometimes.py")
+    limits = JUDGES[judge]
 
     def cheats(seed: int, qi: int) -> bool:
         branches = ds.questions[qi].branches
@@ -451,11 +570,11 @@ def test_a_controller_that_cheats_in_half_the_episodes_is_caught() -> None:
     mixed, honest = late[:8], [e for e in late if not cheats(*e)][:8]
     first_cheat = next(e for e in mixed if cheats(*e))
     with pytest.raises(SandboxError) as info:
-        run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=mixed)
+        run_sandboxed(ds, spec, shuffles=shuffles, limits=limits, audit=mixed)
     assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == first_cheat
     assert str(info.value).startswith(f"audit failed at question {first_cheat[1]}, shuffle {first_cheat[0]}: ")
-    out = run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=honest)
-    assert 0.2 < (out.n_actions == 1).mean() < 0.6  # it did cheat (in half the episodes after the first 64 per worker)
+    out = run_sandboxed(ds, spec, shuffles=shuffles, limits=limits, audit=honest)
+    assert 0.2 < (out.n_actions == 1).mean() < 0.6  # it did cheat (in half the episodes after the first per worker)
 
 
 SET_TIES = '''
@@ -468,29 +587,30 @@ class SetTies(LLMDesignedMethod):
 '''
 
 
-def test_ties_broken_by_set_order_pass_the_audit() -> None:
+@pytest.mark.parametrize("judge", JUDGES)
+def test_ties_broken_by_set_order_pass_the_audit(judge: str) -> None:
     """Every worker hashes strings alike (PYTHONHASHSEED fixed in its environment), so an episode re-run
-    alone in a fresh worker iterates its sets in the same order and the honest run stands."""
+    in a fresh worker iterates its sets in the same order and the honest run stands."""
     ds = real("Qwen3-0.6B/hmmt25")
     spec = ControllerSpec.from_source(SET_TIES, filename="set_ties.py")
     pool = [(s, q) for s in range(20) for q in range(ds.n_questions)]
-    out = run_sandboxed(ds, spec, shuffles=20, limits=LIMITS, audit=pool[::len(pool) // 8][:8])
+    out = run_sandboxed(ds, spec, shuffles=20, limits=JUDGES[judge], audit=pool[::len(pool) // 8][:8])
     assert (out.n_actions == 4).all()
 
 
-def test_an_honest_file_passes_the_audit_with_identical_figures() -> None:
+@pytest.mark.parametrize("judge", JUDGES)
+def test_an_honest_file_passes_the_audit_with_identical_figures(judge: str) -> None:
     """The CMC reference-format file (deterministic) passes the audit of 8 random episodes, and its
-    figures are exactly those of the same file run in process."""
+    figures are exactly those of the same file run in process, under either judge."""
     ds, shuffles = real("Qwen3-8B/aime24"), 3
     spec = ControllerSpec.from_source((EXAMPLES / "cmc_reference_style.py").read_text(), config={"beta": 0.5},
                                       filename="cmc.py")
     labels = []
-    got = run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, progress=lambda d, t, label: labels.append(label))
+    limits = dataclasses.replace(JUDGES[judge], audit_episodes=8)
+    got = run_sandboxed(ds, spec, shuffles=shuffles, limits=limits, progress=lambda d, t, label: labels.append(label))
     want = run_python(ds, spec.build(), shuffles=shuffles, filename="cmc.py")
-    assert "auditing 8 episodes (each re-run alone)" in labels
-    assert got.answers == want.answers
-    for field in ("total_tokens", "sequential_tokens", "n_actions"):
-        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+    assert "auditing 8 episodes (re-run in fresh workers)" in labels
+    assert_same(got, want)
 
 
 NEIGHBOUR = '''
@@ -508,16 +628,22 @@ class Neighbour(LLMDesignedMethod):
 
 
 def test_reading_the_episodes_in_flight_is_refused_by_the_audit() -> None:
-    """Episodes in flight in one worker share module globals: one that answers with its neighbours'
-    replies gives another answer alone. With 4 episodes the audit re-runs all of them, so it is
-    refused every time; in process the same answers also hold other episodes' markers (the control)."""
+    """Episodes in one worker share module globals: one that answers with the replies of the episodes
+    before it or in flight beside it (one worker: both shuffles of both questions) gives another answer in
+    the audit, whose workers never hold two episodes of one question. Strict, with 4 episodes the audit
+    re-runs all of them, so it is refused every time; sampled (one episode drawn, one that ran after its
+    question's other episode), likewise. In process the answers also hold other episodes' markers (the
+    control). (Replies of another question, in flight beside it in an audit worker, tell an episode nothing
+    about its own question: the audit does not separate those.)"""
     ds = markers()
     spec = ControllerSpec.from_source(NEIGHBOUR, filename="neighbour.py")
     control = run_python(ds, spec.build(), shuffles=2)
     assert any(len(MARKER.findall(a)) > 1 for row in control.answers for a in row)
-    with pytest.raises(SandboxError) as info:
-        run_sandboxed(ds, spec, shuffles=2, limits=LIMITS)
-    assert info.value.kind == "audit" and "gave a different answer" in str(info.value)
+    for judge, limits in JUDGES.items():
+        with pytest.raises(SandboxError) as info:
+            run_sandboxed(ds, spec, shuffles=2, limits=dataclasses.replace(limits, workers=1),
+                          audit=[(1, 0)] if judge == "sampled" else None)
+        assert info.value.kind == "audit" and "gave a different answer" in str(info.value)
 
 
 FILE_MEMORISER = '''
@@ -541,16 +667,76 @@ class FileMemoriser(LLMDesignedMethod):
 '''
 
 
-def test_audited_episodes_share_no_files() -> None:
-    """The audit's children are forked one after another from one zygote: each must start with a scratch
-    directory of its own. The sample puts an episode that paid in the run (shuffle 0, among the first 64
-    of its worker) before late ones that answered from the file: were the scratch shared, the first child
-    would write the file and the next ones would match the run's free answers; alone, they pay, so the
-    run is refused at the first late episode."""
+@pytest.mark.parametrize("judge", JUDGES)
+def test_audited_episodes_share_no_files(judge: str) -> None:
+    """The audit's children are forked one after another from a zygote (one here: one worker): each must
+    start with a scratch directory of its own. The sample (three episodes of one question, so three
+    children) puts an episode that paid in the run (shuffle 0, the worker's first) before late ones that
+    answered from the file: were the scratch shared, the first child would write the file and the next
+    ones would match the run's free answers; alone, they pay, so the run is refused at the first late one."""
     ds, shuffles = markers(), 200
     spec = ControllerSpec.from_source(FILE_MEMORISER, filename="file_memoriser.py")
     sample = [(0, 0), (190, 0), (192, 0)]
     with pytest.raises(SandboxError) as info:
-        run_sandboxed(ds, spec, shuffles=shuffles, limits=LIMITS, audit=sample)
+        run_sandboxed(ds, spec, shuffles=shuffles, limits=dataclasses.replace(JUDGES[judge], workers=1), audit=sample)
     assert info.value.kind == "audit" and (info.value.shuffle, info.value.question) == (190, 0)
     assert "(0 actions, 0 tokens in the run; 8 actions" in str(info.value)
+
+
+def test_a_draw_needing_more_workers_than_a_zygote_forks_gets_more_zygotes(monkeypatch) -> None:
+    """An audit worker never holds two episodes of one question, so a draw of 34 episodes of one question
+    needs 34 workers: more than one zygote forks (32), so a second zygote (real, watched through a wrapper)
+    runs the other 2 after the first is done. The honest controller's run stands with its exact figures."""
+    ds, shuffles = markers(), 40
+    spec = ControllerSpec.from_source(builtin_as_source("sc"), config={"k": 4})
+    started = []
+
+    def watched(level: str, children: int):
+        started.append(children)
+        return start_zygote(level, children)
+
+    start_zygote = sandbox._start_zygote
+    monkeypatch.setattr(sandbox, "_start_zygote", watched)
+    got = run_sandboxed(ds, spec, shuffles=shuffles, limits=dataclasses.replace(JUDGES["sampled"], workers=1),
+                        audit=[(s, 0) for s in range(34)])
+    assert_same(got, run_python(ds, spec.build(), shuffles=shuffles))
+    assert started == [sandbox.ZYGOTE_CHILDREN, 34 - sandbox.ZYGOTE_CHILDREN]
+
+
+KEYRING = '''
+import ctypes, gc, platform
+
+NUMBERS = {"x86_64": (248, 250), "aarch64": (217, 219)}  # add_key, keyctl
+USER_KEYRING, KEYCTL_SEARCH, KEYCTL_READ = -4, 10, 11
+
+
+class Keyring(LLMDesignedMethod):
+    """Native code (the audit hook switched off) leaving a note in the uid's kernel keyring, or reading it:
+    a store shared by every process of one uid, past every namespace."""
+
+    def solve(self, question):
+        for obj in gc.get_objects():
+            if type(obj).__name__ == "Guard":
+                obj.busy = True
+        add_key, keyctl = NUMBERS[platform.machine()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        if question.question.startswith("question 0"):
+            done = libc.syscall(add_key, b"user", b"judge-note", b"the answer", 10, USER_KEYRING)
+        else:
+            key = libc.syscall(keyctl, KEYCTL_SEARCH, USER_KEYRING, b"user", b"judge-note", 0)
+            buf = ctypes.create_string_buffer(64)
+            done = key if key < 0 else libc.syscall(keyctl, KEYCTL_READ, key, buf, 64)
+        return "%d %d" % (done, ctypes.get_errno())
+'''
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"), reason="the keyring filter's architectures")
+def test_workers_cannot_pass_notes_through_the_kernel_keyring() -> None:
+    """The kernel's user keyring is shared by every process of one uid (all workers as nobody, all children
+    of a zygote), whatever their namespaces: a seccomp filter makes add_key and keyctl fail with EPERM in
+    every worker, so neither the episodes of a run, nor a fast worker and an audit worker, nor two users'
+    evaluations can pass data that way."""
+    out = run_sandboxed(markers(), ControllerSpec.from_source(KEYRING, filename="keyring.py"), shuffles=1,
+                        limits=NO_AUDIT)
+    assert out.answers == [["-1 1", "-1 1"]]  # add_key and the search both refused (errno 1: EPERM)

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 from functools import cache
 
-import numpy as np
 import pytest
 
 from engine.dataset import Dataset
@@ -22,7 +21,7 @@ from engine.replay import Episode, replay_questions, shuffled_order
 from engine.sandbox import Limits, SandboxError, preloads, run_sandboxed_batch
 from engine.sandbox_episodes import pack_requests, serve, unpack_requests
 from engine.store import Store
-from tests.test_judge import MEMORISER
+from tests.test_judge import MEMORISER, assert_same
 
 pytestmark = [pytest.mark.xdist_group("sandbox"), pytest.mark.timeout(300)]
 
@@ -41,21 +40,18 @@ def cmc(beta: float) -> ControllerSpec:
     return ControllerSpec.from_source(CMC, config={"beta": beta}, filename="cmc.py")
 
 
-def assert_same(got, want) -> None:
-    assert got.answers == want.answers
-    for name in ("total_tokens", "sequential_tokens", "n_actions"):
-        assert np.array_equal(getattr(got, name), getattr(want, name)), name
-
-
-def test_a_batch_gives_every_pair_the_figures_it_has_alone() -> None:
+@pytest.mark.parametrize("judge", ["strict", "sampled"])
+def test_a_batch_gives_every_pair_the_figures_it_has_alone(judge: str) -> None:
     """Two datasets x two betas of the CMC file in one pool: each pair's episodes equal the file run in
-    process on that pair, and one audit of 8 episodes covers the batch."""
+    process on that pair, and one audit of 8 episodes covers the batch, under either judge (the sampled
+    one's workers hold both datasets' branch data, and the audit's never two episodes of one question)."""
     pairs = [(real(name), cmc(beta)) for name in ("Qwen3-0.6B/aime24", "Qwen3-8B/aime24") for beta in (0.0, 1.0)]
     labels = []
-    outs = run_sandboxed_batch(pairs, shuffles=2, limits=LIMITS, progress=lambda d, t, label: labels.append(label))
+    limits = dataclasses.replace(LIMITS, judge=judge, audit_episodes=8)
+    outs = run_sandboxed_batch(pairs, shuffles=2, limits=limits, progress=lambda d, t, label: labels.append(label))
     for (ds, spec), out in zip(pairs, outs, strict=True):
         assert_same(out, run_python(ds, spec.build(), shuffles=2, filename="cmc.py"))
-    assert labels.count("auditing 8 episodes (each re-run alone)") == 1
+    assert labels.count("auditing 8 episodes (re-run in fresh workers)") == 1
 
 
 def test_evaluate_pairs_caches_what_evaluate_would(tmp_path) -> None:
@@ -87,19 +83,21 @@ def test_evaluate_pairs_caches_what_evaluate_would(tmp_path) -> None:
 
 
 
-def test_memory_across_the_pairs_of_a_batch_is_refused(tmp_path) -> None:
+@pytest.mark.parametrize("judge", ["strict", "sampled"])
+def test_memory_across_the_pairs_of_a_batch_is_refused(judge: str, tmp_path) -> None:
     """A controller paying in one pair and answering the other pairs from memory is refused by the
     batch's audit (here forced onto late episodes of the second pair: each worker runs its share of the
-    first pair, then of the second, 64 at a time, so those answered from memory), naming the pair;
-    nothing is cached."""
+    first pair, then of the second, so those answered from memory), naming the pair; nothing is cached
+    (evaluate_pairs with the default audit: 300 of the 800 episodes)."""
     store = Store(tmp_path / "batch.duckdb")
     ds = real("Qwen3-8B/aime24", 4)
     pairs = [(ds, ControllerSpec.from_source(MEMORISER, config={"n": n}, filename="memo.py")) for n in (1, 2)]
+    limits = dataclasses.replace(LIMITS, judge=judge)
     with pytest.raises(SandboxError) as info:
-        run_sandboxed_batch(pairs, shuffles=40, limits=LIMITS, audit=[(1, 38, 0), (1, 39, 1)])
+        run_sandboxed_batch(pairs, shuffles=40, limits=limits, audit=[(1, 38, 0), (1, 39, 1)])
     assert info.value.kind == "audit" and f"of {ds.name} {{'n': 2}}" in str(info.value)
     with pytest.raises(SandboxError):
-        evaluate_pairs(pairs, shuffles=100, store=store, limits=LIMITS)
+        evaluate_pairs(pairs, shuffles=100, store=store, limits=limits)
     assert store.get_results([result_key(ds, spec, 100, "compat") for _, spec in pairs]) == {}
 
 

@@ -14,6 +14,7 @@ Python path for the precise error.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from functools import lru_cache
 
@@ -503,3 +504,82 @@ def warm_up(name: str, knobs: dict) -> bool:
     run(_WARM_UP_DATA, name, knobs, 1)
     _WARMED.add(name)
     return True
+
+
+# -- grading action logs (the sandbox's parent) -------------------------------------------
+@jit
+def replay_log(q, order, actions, probes, n_probes, tokens, final, pf, n, strict, k, c, spent, done):
+    """Costs of one episode's action log under ``engine.replay``'s rules: (total, sequential, ok).
+
+    ``ok`` is False at the first action those rules refuse; the caller then asks
+    ``engine.replay.replay_actions`` for the precise error.
+    """
+    _reset_branches(n, k, c, spent)
+    done[:n] = False
+    ep = np.zeros(2, np.int64)
+    opened = 0
+    for a in actions:
+        if a < 0:  # OPEN (-1) or READ (-2)
+            if opened >= n or a < -2:
+                return 0, 0, False
+            i = opened
+            opened += 1
+            b = order[i]
+            if a == -2:
+                k[i] = n_probes[q, b]
+                c[i] = tokens[q, b]
+                spent[i] = tokens[q, b]
+                ep[0] += tokens[q, b]
+                done[i] = True
+                continue
+        else:
+            i = a
+            if i >= n or i > opened or (strict and (i >= opened or done[i])):
+                return 0, 0, False
+            b = order[i]
+        _, f = advance(q, b, i, probes, n_probes, tokens, final, pf, k, c, spent, ep)
+        if f:
+            done[i] = True
+    return ep[0], spent[:max(n, 1)].max(), True
+
+
+@jit
+def replay_logs(qs, seeds, flat, offsets, orders, probes, n_probes, tokens, final, probe_freq, n_branches,
+                strict, k, c, spent, done):
+    """``replay_log`` for many episodes: episode i's actions are flat[offsets[i]:offsets[i+1]]."""
+    m = len(qs)
+    total = np.zeros(m, np.int64)
+    seq = np.zeros(m, np.int64)
+    ok = np.zeros(m, np.bool_)
+    for i in range(m):
+        q = qs[i]
+        total[i], seq[i], ok[i] = replay_log(q, orders[seeds[i], q], flat[offsets[i]:offsets[i + 1]], probes,
+                                             n_probes, tokens, final, probe_freq[q], n_branches[q], strict,
+                                             k, c, spent, done)
+    return total, seq, ok
+
+
+class LogGrader:
+    """Recomputes episode costs from action logs with the compiled rules (scratch reused)."""
+
+    def __init__(self, dataset: Dataset, shuffles: int, mode: str = COMPAT):
+        self.arr = dataset.arrays
+        self.orders = shuffle_orders(shuffles, tuple(int(n) for n in self.arr.n_branches))
+        width = max(int(self.arr.n_branches.max(initial=1)), 1)
+        self.scratch = (np.zeros(width, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64),
+                        np.zeros(width, np.bool_))
+        self.strict = mode != COMPAT
+
+    def costs_many(self, episodes: list[tuple[int, int, list[int]]]) -> list[tuple[int, int] | None]:
+        """(total, sequential) tokens of each (question, seed, actions) episode, in one compiled call;
+        None for a log that breaks the episode rules."""
+        arr = self.arr
+        lengths = [len(a) for _, _, a in episodes]
+        offsets = np.zeros(len(episodes) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter(itertools.chain.from_iterable(a for _, _, a in episodes), np.int64, int(offsets[-1]))
+        qs = np.array([q for q, _, _ in episodes], np.int64)
+        seeds = np.array([s for _, s, _ in episodes], np.int64)
+        total, seq, ok = replay_logs(qs, seeds, flat, offsets, self.orders, arr.probes, arr.n_probes, arr.tokens,
+                                     arr.final, arr.probe_freq, arr.n_branches, self.strict, *self.scratch)
+        return [(int(t), int(s)) if good else None for t, s, good in zip(total, seq, ok, strict=True)]

@@ -40,6 +40,34 @@ def test_kernels_equal_python_episode_by_episode(model, bench, real_dataset):
             np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=f"{name} {config}")
 
 
+def test_log_grader_equals_episode_replay_on_real_and_broken_logs(real_dataset):
+    """The sandbox's compiled grader (sampled judge: it grades the fast workers' action logs) gives Episode's
+    costs for real logs and refuses what Episode refuses, so a forged log is never charged differently."""
+    import random
+
+    from engine.replay import Episode, replay_actions, replay_questions, shuffled_order
+
+    ds = real_dataset("Qwen3-1.7B/aime25")
+    questions = replay_questions(ds)
+    rng = random.Random(7)
+    for mode in ("compat", "strict"):
+        grader = kernels.LogGrader(ds, 6, mode)
+        for name, config in CONFIGS:
+            controller = ControllerSpec.builtin(name, config).build()
+            for seed, qi in ((0, 0), (3, 17), (5, 29)):
+                rq, order = questions[qi], shuffled_order(seed, 128)
+                ep = Episode(rq, order)
+                controller.solve(ep)
+                logs = [ep.actions, [*ep.actions, rng.randrange(-3, 130)], [*ep.actions, 0, 0]]
+                for log in logs:
+                    try:
+                        want = replay_actions(rq, order, log, mode)
+                        expected = (want.total_tokens, want.sequential_tokens)
+                    except Exception:
+                        expected = None
+                    assert grader.costs_many([(qi, seed, log)]) == [expected], (mode, name, config, log[-3:])
+
+
 def test_concurrent_evaluations_from_threads_agree_with_serial_ones(real_dataset):
     """Two app users at once (Streamlit runs sessions in threads) get the same figures as one at a time."""
     import threading
