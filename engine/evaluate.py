@@ -81,12 +81,13 @@ class EvalResult:
         return cls(**fields)
 
 
-def result_key(dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str) -> str:
-    payload = json.dumps(
-        [dataset.content_hash or dataset.name, spec.code_hash(), spec.class_name,
-         dict(spec.config), shuffles, mode, ENGINE_VERSION],
-        sort_keys=True, default=str,
-    )
+def result_key(dataset: Dataset, spec: ControllerSpec, shuffles: int, mode: str, strict: bool = False) -> str:
+    """The cache key of an evaluation. ``strict``: untrusted code judged by the strict judge, whose guarantee
+    is stronger than the default sampled judge's, so its results are kept apart (a strict request is never
+    served a sampled result; keys of every other evaluation are unchanged)."""
+    parts = [dataset.content_hash or dataset.name, spec.code_hash(), spec.class_name,
+             dict(spec.config), shuffles, mode, ENGINE_VERSION]
+    payload = json.dumps([*parts, "strict judge"] if strict else parts, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -110,7 +111,7 @@ def evaluate(
     setting ``cancel`` stops it) unless ``trusted``. ``episodes`` adds per-episode records
     to the result; ``traces`` also stores execution traces.
     """
-    key = result_key(dataset, spec, shuffles, mode)
+    key = result_key(dataset, spec, shuffles, mode, _strict(spec, limits, trusted))
     if store is not None and not traces and not episodes:
         cached = store.get_result(key)
         if cached is not None:
@@ -165,7 +166,7 @@ def evaluate_pairs(
     so their results all arrive when the batch has passed its audit. ``on_result(i, result)`` is called
     for each pair once its result is in the store (or known, without a store), e.g. to record progress.
     """
-    keys = [result_key(ds, spec, shuffles, mode) for ds, spec in pairs]
+    keys = [result_key(ds, spec, shuffles, mode, _strict(spec, limits, trusted)) for ds, spec in pairs]
     cached = store.get_results(keys) if store is not None else {}
     sandbox = SandboxOptions.hiding_store(limits, cancel, store)
     batched = _run_batches(pairs, keys, cached, shuffles=shuffles, mode=mode, progress=progress,
@@ -218,6 +219,11 @@ def _run_batches(
             results[i] = summarize(ds, spec, out, shuffles, mode, seconds)
             results[i].key = keys[i]
     return results
+
+
+def _strict(spec: ControllerSpec, limits: Any, trusted: bool) -> bool:
+    """Whether ``spec`` runs sandboxed under the strict judge (``Limits.judge``)."""
+    return not spec.is_builtin and not trusted and getattr(limits, "judge", None) == "strict"
 
 
 def _compute(

@@ -740,3 +740,18 @@ def test_workers_cannot_pass_notes_through_the_kernel_keyring() -> None:
     out = run_sandboxed(markers(), ControllerSpec.from_source(KEYRING, filename="keyring.py"), shuffles=1,
                         limits=NO_AUDIT)
     assert out.answers == [["-1 1", "-1 1"]]  # add_key and the search both refused (errno 1: EPERM)
+
+
+def test_a_strict_request_is_never_served_a_result_the_sampled_judge_cached(tmp_path) -> None:
+    """The strict judge's guarantee is stronger than the sampled one's, so its results are cached apart: a
+    strict request after a sampled one computes anew (and is served from the cache the second time), while
+    the sampled request's key is the one every evaluation had before the strict judge existed."""
+    spec = ControllerSpec.from_source((EXAMPLES / "cmc_reference_style.py").read_text(), config={"beta": 0.2},
+                                      filename="cmc.py")
+    store = Store(tmp_path / "judges.duckdb")
+    sampled = evaluate(markers(), spec, shuffles=3, store=store, limits=JUDGES["sampled"])
+    strict = evaluate(markers(), spec, shuffles=3, store=store, limits=JUDGES["strict"])
+    again = evaluate(markers(), spec, shuffles=3, store=store, limits=JUDGES["strict"])
+    assert sampled.key == result_key(markers(), spec, 3, "compat") and not strict.cached and again.cached
+    assert strict.key == again.key != sampled.key
+    assert (strict.accuracy, strict.avg_total_tokens) == (sampled.accuracy, sampled.avg_total_tokens)
