@@ -28,13 +28,20 @@ def relabelled(ds: Dataset) -> Dataset:
     return replace(ds, name=HELDOUT, questions=questions, content_hash="", source="relabelled")
 
 
-@pytest.fixture
-def store_path(real_store_path: Path, tmp_path: Path) -> Path:
-    """A private copy of the real store holding also ``Secret/heldout`` (Qwen3-0.6B/aime25 relabelled)."""
-    path = tmp_path / "discovery.duckdb"
+def store_with_heldout(real_store_path: Path, path: Path) -> Store:
+    """A private copy of the real store at ``path`` holding also ``Secret/heldout`` (Qwen3-0.6B/aime25
+    relabelled)."""
     shutil.copy(real_store_path, path)
     store = Store(path)
     store.import_dataset(relabelled(store.load_dataset("Qwen3-0.6B/aime25")))
+    return store
+
+
+@pytest.fixture
+def store_path(real_store_path: Path, tmp_path: Path) -> Path:
+    """A private copy of the real store holding also ``Secret/heldout``."""
+    path = tmp_path / "discovery.duckdb"
+    store_with_heldout(real_store_path, path)
     return path
 
 

@@ -5,7 +5,6 @@ a weak vote controller (screened out)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.paths import PROJECT_ROOT
 from engine.store import Store
 from tests.discovery import scripted
-from tests.discovery.conftest import HELDOUT, SEARCH, relabelled
+from tests.discovery.conftest import HELDOUT, SEARCH, store_with_heldout
 from tests.servers import scripted_server
 
 CMC_FILE = (PROJECT_ROOT / "examples" / "controllers" / "cmc_reference_style.py").read_text()
@@ -41,10 +40,7 @@ def screening_config(name: str, base_url: str, **changes: object) -> SessionConf
 @pytest.fixture(scope="module")
 def run(real_store_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """One screening session of 3 rounds: round 1 promoted, rounds 2 and 3 screened out."""
-    path = tmp_path_factory.mktemp("screening") / "d.duckdb"
-    shutil.copy(real_store_path, path)
-    store = Store(path)
-    store.import_dataset(relabelled(store.load_dataset("Qwen3-0.6B/aime25")))
+    store = store_with_heldout(real_store_path, tmp_path_factory.mktemp("screening") / "d.duckdb")
     with scripted_server(screening_reply) as server:
         final = start_session(store, screening_config(NAME, server.base_url))
         requests = list(server.requests)

@@ -5,7 +5,6 @@ answers, code ignoring beta, a critic revision, and the held-out isolation of ev
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,8 @@ from engine.discovery.prompts import CURVE_TASK, curve_table
 from engine.discovery.sessions import HELDOUT as HELDOUT_SPLIT
 from engine.discovery.sessions import SEARCH as SEARCH_SPLIT
 from engine.paths import data_dir
-from engine.store import Store
 from tests.discovery import scripted
-from tests.discovery.conftest import HELDOUT, HELDOUT_MARK, SEARCH, relabelled
+from tests.discovery.conftest import HELDOUT, HELDOUT_MARK, SEARCH, store_with_heldout
 from tests.servers import scripted_server
 
 SECRET = "sk-test-DO-NOT-STORE-8f3a"
@@ -27,14 +25,11 @@ NAME = "scripted"
 @pytest.fixture(scope="module")
 def run(real_store_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """One scripted session of 4 rounds (retries 2, critic on); returns (store, server requests, session)."""
-    path = tmp_path_factory.mktemp("scripted") / "d.duckdb"
-    shutil.copy(real_store_path, path)
-    store = Store(path)
-    store.import_dataset(relabelled(store.load_dataset("Qwen3-0.6B/aime25")))
+    store = store_with_heldout(real_store_path, tmp_path_factory.mktemp("scripted") / "d.duckdb")
     script = [
         scripted.fenced(scripted.BROKEN), scripted.fenced(scripted.good(3)), "APPROVE",  # round 1
         scripted.fenced(scripted.LOOPS), scripted.fenced(scripted.IGNORES_BETA),  # round 2
-        scripted.fenced(scripted.reads_gold(str(data_dir()), str(path))), "APPROVE",
+        scripted.fenced(scripted.reads_gold(str(data_dir()), str(store.path))), "APPROVE",
         *[scripted.fenced(scripted.BROKEN)] * 3,  # round 3: never valid
         scripted.fenced(scripted.good(1)), "Better: " + scripted.fenced(scripted.good(5)),  # round 4: critic revises
     ]
