@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 from test_home_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, streamlit_app  # noqa: E402
+from test_lab_browser import LOOP, TYPED  # noqa: E402 - the controllers a visitor types, as in the lab's browser test
 
 from engine import lab  # noqa: E402
 from engine.evaluate import ControllerSpec, evaluate, result_key  # noqa: E402
@@ -52,15 +53,6 @@ LOAD_EVERY_S = 5.0
 ERROR_ALERT = ("Error", "Exception", "QueueFull", "exceeded")
 DATA_TABLES = ("datasets", "questions", "branches", "probes", "saved_controllers")
 RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
-TYPED = '''from collections import Counter
-
-
-class FirstFour(LLMDesignedMethod):
-    def solve(self, question):
-        answers = [question.get_new_branch_final_answer() for _ in range(4)]
-        return Counter(answers).most_common(1)[0][0]
-'''
-LOOP = "class Loop(LLMDesignedMethod):\n    def solve(self, question):\n        while True:\n            pass\n"
 LOOP_ENDED = "episode time limit"  # the lab's sandbox ends a looping episode after 5 s and says so
 
 
