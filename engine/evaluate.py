@@ -201,7 +201,7 @@ def _run_batches(
     """Results of the uncached sandboxed pairs, by position: one sandbox batch per controller code."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (_, spec) in enumerate(pairs):
-        if keys[i] not in cached and spec.source is not None and not spec.is_builtin and not trusted:
+        if keys[i] not in cached and _sandboxed(spec, trusted):
             groups.setdefault((spec.source, spec.class_name, spec.filename), []).append(i)
     if not groups:
         return {}
@@ -221,9 +221,14 @@ def _run_batches(
     return results
 
 
+def _sandboxed(spec: ControllerSpec, trusted: bool) -> bool:
+    """Whether ``spec`` runs in the sandbox: user code the caller did not mark as trusted."""
+    return not spec.is_builtin and not trusted
+
+
 def _strict(spec: ControllerSpec, limits: Any, trusted: bool) -> bool:
     """Whether ``spec`` runs sandboxed under the strict judge (``Limits.judge``)."""
-    return not spec.is_builtin and not trusted and getattr(limits, "judge", None) == "strict"
+    return _sandboxed(spec, trusted) and getattr(limits, "judge", None) == "strict"
 
 
 def _compute(
@@ -286,7 +291,7 @@ def run_episodes(
             if progress:
                 progress(shuffles, shuffles, "replayed (compiled kernel)")
             return fast
-    if not spec.is_builtin and not trusted:
+    if _sandboxed(spec, trusted):
         from engine import sandbox as sandboxing
 
         opts = sandbox or SandboxOptions()
