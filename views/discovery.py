@@ -17,6 +17,7 @@ from engine.plots import discovery as figures
 from engine.store import Store
 from ui.context import USER_ERRORS, current_store
 from ui.links import copy_link_button
+from ui.query import warn_unknown
 
 REFRESH_SECONDS = 2.0
 CRITIC_LABELS = {True: "on", False: "off", None: "-"}  # None: offline, no critic step
@@ -34,6 +35,7 @@ def main() -> None:
         if not names:
             st.info("No sessions yet: start one above (the offline proposer needs no model and no key).")
             return
+        warn_unknown("session", names, "discovery session")
         name = st.selectbox("Session", names, key="session", bind="query-params")
         copy_link_button()
         live_status(store, name)
@@ -175,6 +177,7 @@ def show_lineage(store: Store, name: str, records: list) -> None:
     if not rounds:
         st.info("No finished round yet.")
         return
+    warn_unknown("round", rounds, "round")
     rnd = st.selectbox("Round", rounds, index=len(rounds) - 1, key="round", bind="query-params")
     node = next(n for n in lineage.nodes(store, name) if n.round == rnd)
     st.markdown(f"**Round {rnd}** — {node.summary}  \nparent: round {node.parent}; the prompt showed rounds "

@@ -58,6 +58,21 @@ def test_finished_session_shows_curves_heldout_apart_lineage_and_promotes(page_s
     assert [c.origin for c in list_controllers(page_store)] == [{"session": "off", "round": 2, "attempt": 0}]
 
 
+def test_a_link_to_an_unknown_session_or_round_says_so_and_shows_the_default(page_store: Store) -> None:
+    """A shared link naming a deleted session or a round the session does not have gets a warning naming it,
+    and the page carries on with the default session and its latest round (no error, no exception)."""
+    start_session(page_store, SessionConfig(name="off", proposer="offline", search=(SEARCH,), betas=(0.0, 1.0),
+                                            shuffles=2, rounds=1))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["session"] = "gone"
+    at.query_params["round"] = "99"
+    run(at)
+    warnings = [w.value for w in at.warning]
+    assert any("discovery session 'gone'" in w for w in warnings), warnings
+    assert any("round '99'" in w for w in warnings), warnings
+    assert at.selectbox(key="session").value == "off" and at.selectbox(key="round").value == 1
+
+
 def test_form_starts_a_background_session(page_store: Store) -> None:
     """Submitting the form creates the session and starts its own process, which runs it to the end."""
     at = run(AppTest.from_file(PAGE, default_timeout=120))
